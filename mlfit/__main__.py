@@ -1,0 +1,5 @@
+"""Entry point for `python -m mlfit`."""
+
+from mlfit.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""Design matrix: one-hot text columns and polynomial terms, the same at fit and predict time.
+
+Column order (the parameter order after the intercept):
+  1. every feature in the order given; a text or boolean column expands in place into one
+     0/1 column per level, named `col=level` (the first level in sorted order is left out when
+     the model has an intercept, or when an earlier text column already spans the intercept);
+  2. with --poly D >= 2, then every monomial of total degree 2..D in the numeric features,
+     degree by degree, in lexicographic order of the features: for x1, x2 and D = 2 that is
+     x1^2, x1*x2, x2^2.  Text columns are not raised to powers or crossed.
+
+Products are returned as a double-double pair (hi, lo) with hi + lo exact to about 1e-32: the
+rounding of x**k to float64 alone costs up to 7 digits on ill-conditioned polynomial fits
+(NIST Filip), and normal-eq's refinement uses lo to recover them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations_with_replacement
+
+import numpy as np
+
+from mlfit.errors import DataError
+from mlfit.numerics import dd_times
+
+
+@dataclass
+class Design:
+    """The encoding fitted on training data; serialised into the model file."""
+
+    features: list[str]
+    levels: dict[str, list[str]]  # text column -> all levels seen at fit time, sorted
+    dropped_level: dict[str, bool]  # text column -> whether its first level is left out
+    poly: int
+    monomials: list[tuple[int, ...]]  # degree >= 2 terms, indices into numeric_features
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f for f in self.features if f not in self.levels]
+
+    @property
+    def names(self) -> list[str]:
+        names = []
+        for f in self.features:
+            if f in self.levels:
+                levels = self.levels[f][1:] if self.dropped_level[f] else self.levels[f]
+                names.extend(f"{f}={lv}" for lv in levels)
+            else:
+                names.append(f)
+        numeric = self.numeric_features
+        names.extend(_monomial_name(m, numeric) for m in self.monomials)
+        return names
+
+    def transform(self, columns: dict[str, np.ndarray], source: str = "the data"):
+        """Build the matrix. Returns (hi, lo): float64 (n, p) each; lo is None without products."""
+        n = len(next(iter(columns.values())))
+        blocks = []
+        for f in self.features:
+            values = columns[f]
+            if f in self.levels:
+                blocks.append(self._one_hot(f, values, source))
+            else:
+                blocks.append(np.asarray(values, dtype=float)[:, None])
+        hi = np.hstack(blocks) if blocks else np.empty((n, 0))
+        if not self.monomials:
+            return hi, None
+        numeric = [np.asarray(columns[f], dtype=float) for f in self.numeric_features]
+        lo = np.zeros_like(hi)
+        cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        extra_hi, extra_lo = [], []
+        for m in self.monomials:
+            h, e = _monomial(m, numeric, cache)
+            extra_hi.append(h)
+            extra_lo.append(e)
+        return (np.column_stack([hi, *extra_hi]), np.column_stack([lo, *extra_lo]))
+
+    def _one_hot(self, f: str, values: np.ndarray, source: str) -> np.ndarray:
+        levels = self.levels[f]
+        index = {lv: i for i, lv in enumerate(levels)}
+        codes = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        if (codes < 0).any():
+            row = int(np.flatnonzero(codes < 0)[0])
+            shown = ", ".join(levels[:10]) + (", ..." if len(levels) > 10 else "")
+            raise DataError(f"Column '{f}' in {source} has value '{values[row]}' at row {row + 1}, "
+                            f"which the model never saw (levels: {shown}). Map it to a known level "
+                            "or refit with data that contains it.")
+        start = 1 if self.dropped_level[f] else 0
+        out = np.zeros((len(values), len(levels) - start))
+        rows = np.flatnonzero(codes >= start)
+        out[rows, codes[rows] - start] = 1.0
+        return out
+
+    def to_dict(self) -> dict:
+        return {"features": self.features, "levels": self.levels,
+                "dropped_level": self.dropped_level, "poly": self.poly,
+                "monomials": [list(m) for m in self.monomials], "names": self.names}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Design":
+        return cls(list(d["features"]), {k: list(v) for k, v in d["levels"].items()},
+                   dict(d["dropped_level"]), int(d["poly"]),
+                   [tuple(m) for m in d["monomials"]])
+
+
+def _monomial(m, numeric, cache):
+    if m in cache:
+        return cache[m]
+    if len(m) == 1:
+        out = (numeric[m[0]], np.zeros_like(numeric[m[0]]))
+    else:
+        hi, lo = _monomial(m[:-1], numeric, cache)
+        out = dd_times(hi, lo, numeric[m[-1]])
+    cache[m] = out
+    return out
+
+
+def _monomial_name(m: tuple[int, ...], numeric: list[str]) -> str:
+    parts = []
+    for i in sorted(set(m)):
+        k = m.count(i)
+        parts.append(numeric[i] if k == 1 else f"{numeric[i]}^{k}")
+    return "*".join(parts)
+
+
+def build_design(features: list[str], columns: dict[str, np.ndarray], intercept: bool,
+                 poly: int = 1, levels: dict[str, list[str]] | None = None,
+                 source: str = "the data") -> tuple[Design, list[str]]:
+    """Fit the encoding to training columns. Returns (design, warnings).
+
+    levels: text-column levels when already known (a chunked fit collects them in a first pass).
+    """
+    if poly < 1:
+        raise DataError("--poly must be at least 1.")
+    warnings = []
+    found = {}
+    for f in features:
+        if levels is not None and f in levels:
+            found[f] = levels[f]
+        elif columns[f].dtype == object:
+            found[f] = sorted({v for v in columns[f] if v is not None})
+    for f, lv in found.items():
+        if len(lv) > 1000:
+            raise DataError(f"Column '{f}' in {source} is text with {len(lv)} distinct values; it "
+                            f"looks like an identifier. Leave it out with --drop {f}.")
+        if len(lv) == 1:
+            warnings.append(f"Column '{f}' has the single value '{lv[0]}'; it adds no information.")
+    dropped = {}
+    spans_intercept = intercept
+    for f in features:
+        if f in found:
+            dropped[f] = spans_intercept
+            spans_intercept = True
+    numeric = [f for f in features if f not in found]
+    monomials = [m for d in range(2, poly + 1)
+                 for m in combinations_with_replacement(range(len(numeric)), d)]
+    if poly > 1 and not numeric:
+        raise DataError("--poly needs at least one numeric feature; text columns are not raised "
+                        "to powers.")
+    return Design(list(features), found, dropped, poly, monomials), warnings

@@ -1,0 +1,96 @@
+"""Small numerical kernels shared by the solvers: error-free float arithmetic, stable link functions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_SPLITTER = 134217729.0  # 2**27 + 1: Dekker's split of a float64 into two 26-bit halves
+
+
+def two_sum(a, b):
+    """a + b = s + e exactly (Knuth), elementwise."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def _split(a):
+    c = _SPLITTER * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def two_prod(a, b):
+    """a * b = p + e exactly (Dekker), elementwise; valid while |a*b| stays far from overflow."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def dd_times(hi, lo, x):
+    """Double-double (hi + lo) times float64 x, renormalised; relative error about 1e-32."""
+    p, e = two_prod(hi, x)
+    e = e + lo * x
+    s = p + e
+    return s, e - (s - p)
+
+
+def accurate_residual(A_hi, A_lo, x, *vectors):
+    """sum(vectors) - (A_hi + A_lo) @ x with about twice float64 precision (compensated sums).
+
+    A_hi, A_lo: (n, p) (A_lo may be None); x: (p,); vectors: any number of (n,) arrays.
+    """
+    s = np.zeros(A_hi.shape[0])
+    c = np.zeros(A_hi.shape[0])
+    for v in vectors:
+        s, q = two_sum(s, v)
+        c += q
+    for j in range(A_hi.shape[1]):
+        p, e = two_prod(A_hi[:, j], -x[j])
+        s, q = two_sum(s, p)
+        c += q + e
+        if A_lo is not None:
+            c -= A_lo[:, j] * x[j]
+    return s + c
+
+
+def accurate_rmatvec(A_hi, A_lo, r):
+    """(A_hi + A_lo).T @ r, each entry correctly rounded up to the A_lo * r terms. r: (n,)."""
+    out = np.empty(A_hi.shape[1])
+    for j in range(A_hi.shape[1]):
+        p, e = two_prod(A_hi[:, j], r)
+        parts = [p, e] if A_lo is None else [p, e, A_lo[:, j] * r]
+        out[j] = math.fsum(np.concatenate(parts).tolist())
+    return out
+
+
+def power_of_two_scale(A):
+    """Per-column powers of two near each column's norm: dividing by them is exact.
+
+    A: (n, p) -> (p,); zero columns get scale 1.
+    """
+    norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+    norms[~(norms > 0)] = 1.0
+    return np.exp2(np.round(np.log2(norms)))
+
+
+def add_intercept(X):
+    """Prepend a column of ones. X: (n, p) -> (n, p + 1)."""
+    return np.column_stack([np.ones(X.shape[0]), X])
+
+
+def sigmoid(z):
+    """Logistic function without overflow for large |z|."""
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def logsumexp(Z, axis=-1):
+    """log(sum(exp(Z))) along axis, shifted by the maximum so nothing overflows."""
+    m = np.max(Z, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(Z - m), axis=axis))

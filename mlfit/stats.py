@@ -1,0 +1,36 @@
+"""Tail probabilities and intervals for coefficient tables (scipy.special, imported on use)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def t_table(estimate: np.ndarray, std_error: np.ndarray, df: float, level: float = 0.95) -> dict:
+    """t statistics, two-sided p-values and confidence intervals, as R's summary(lm)."""
+    from scipy.special import stdtr, stdtrit
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = estimate / std_error
+    p = 2.0 * stdtr(df, -np.abs(t))
+    q = stdtrit(df, 0.5 + level / 2.0)
+    return {"t": t, "p_value": p, "ci_low": estimate - q * std_error,
+            "ci_high": estimate + q * std_error}
+
+
+def z_table(estimate: np.ndarray, std_error: np.ndarray, level: float = 0.95) -> dict:
+    """Wald z statistics, two-sided normal p-values and intervals, as R's summary(glm)."""
+    from scipy.special import ndtr, ndtri
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = estimate / std_error
+    p = 2.0 * ndtr(-np.abs(z))
+    q = ndtri(0.5 + level / 2.0)
+    return {"z": z, "p_value": p, "ci_low": estimate - q * std_error,
+            "ci_high": estimate + q * std_error}
+
+
+def f_sf(f: float, df1: float, df2: float) -> float:
+    """P(F > f) for the F distribution with (df1, df2) degrees of freedom."""
+    from scipy.special import fdtrc
+
+    return float(fdtrc(df1, df2, f))
