@@ -38,6 +38,7 @@ class Table:
     fmt: str
     columns: dict[str, np.ndarray]
     n_rows: int
+    raw: pa.Table | None = None  # the columns as parsed, e.g. to copy an id column through
 
     def is_text(self, name: str) -> bool:
         return self.columns[name].dtype == object
@@ -297,7 +298,7 @@ def read_table(path: str, columns: list[str] | None = None) -> Table:
         if name not in names:
             raise DataError(unknown_column_message(name, names, src.name))
     cols = {name: _column_to_numpy(name, table.column(name), src.name) for name in wanted}
-    return Table(src.name, src.fmt, cols, table.num_rows)
+    return Table(src.name, src.fmt, cols, table.num_rows, table)
 
 
 def _check_header(names: list[str], src: str) -> None:

@@ -84,6 +84,12 @@ def add_intercept(X):
     return np.column_stack([np.ones(X.shape[0]), X])
 
 
+def linear_predict(params: dict, X) -> np.ndarray:
+    """X: (n, p) design without intercept -> (n,) linear predictor intercept + X @ coef."""
+    out = np.asarray(X, dtype=float) @ np.asarray(params["coef"], dtype=float)
+    return out + params["intercept"] if params.get("intercept") is not None else out
+
+
 def sigmoid(z):
     """Logistic function without overflow for large |z|."""
     return np.exp(-np.logaddexp(0.0, -z))

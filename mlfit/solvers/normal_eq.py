@@ -18,7 +18,8 @@ from typing import Iterable
 import numpy as np
 
 from mlfit.errors import DataError, FitError
-from mlfit.numerics import accurate_residual, accurate_rmatvec, add_intercept, power_of_two_scale
+from mlfit.numerics import (accurate_residual, accurate_rmatvec, add_intercept, linear_predict,
+                             power_of_two_scale)
 from mlfit.result import FitResult, ProgressFn, Step, no_progress
 from mlfit.stats import f_sf, t_table
 
@@ -279,10 +280,4 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, p, cond, config, me
     return FitResult("normal-eq", params, table, metrics, None, warnings, info)
 
 
-def predict(params: dict, X) -> np.ndarray:
-    """X: (n, p) design without intercept -> (n,) fitted values."""
-    X = np.asarray(X, dtype=float)
-    out = X @ np.asarray(params["coef"], dtype=float)
-    if params.get("intercept") is not None:
-        out = out + params["intercept"]
-    return out
+predict = linear_predict

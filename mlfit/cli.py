@@ -1,0 +1,79 @@
+"""The `mlfit` command: a lazy Click group, the shared options, and the exit codes.
+
+Subcommands are imported only when run, so `mlfit --help` never imports numpy or pyarrow.
+Exit codes: 0 success (also when a fit did not converge, unless --strict), 1 the fit failed or
+cannot be trusted, 2 usage error, 3 bad input data, 4 bad model file, 5 not converged under
+--strict, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from mlfit import __version__
+from mlfit.errors import MlfitError
+from mlfit.solvers import SOLVERS, module_name
+
+#: Commands that are not models.
+OTHER_COMMANDS = {"predict": "Apply a saved model file to new data."}
+
+
+class LazyGroup(click.Group):
+    """Lists subcommands from the registry; imports a subcommand's module only to run it."""
+
+    def list_commands(self, ctx):
+        return [*SOLVERS, *OTHER_COMMANDS]
+
+    def get_command(self, ctx, name):
+        if name not in SOLVERS and name not in OTHER_COMMANDS:
+            return None
+        return importlib.import_module(f"mlfit.commands.{module_name(name)}").command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, summary) for name, summary in {**SOLVERS, **OTHER_COMMANDS}.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MlfitError as exc:
+            if ctx.obj and ctx.obj.get("traceback"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`mlfit ... | head`): stop quietly, as other Unix tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(141)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="mlfit")
+@click.option("--traceback", is_flag=True, hidden=True, envvar="MLFIT_TRACEBACK",
+              help="Show the Python traceback of an error (for bug reports).")
+@click.pass_context
+def cli(ctx, traceback):
+    """Fit models to a table (CSV, TSV, Parquet, JSON Lines; compressed; or - for stdin).
+
+    \b
+        mlfit normal-eq sample_data/houses.csv -y price
+        mlfit linreg sample_data/houses.csv -y price --json | jq .coefficients
+        mlfit normal-eq sample_data/houses.csv -y price -o houses.model
+        mlfit predict houses.model sample_data/houses.csv
+
+    Run `mlfit COMMAND --help` for the options of one command.
+    """
+    ctx.obj = {"traceback": traceback}
+
+
+def main() -> None:
+    cli(prog_name="mlfit")

@@ -1,0 +1,79 @@
+"""Click subcommands, one module each, and the option groups they share.
+
+A flag is its Config field name with dashes, and its default comes from Config, so no default
+is written twice.  Shared option groups are decorators, defined once here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mlfit.data import Selection
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    return names
+
+
+def data_options(f):
+    """DATA, --target/-y, --features/-x, --drop, --na."""
+    f = click.option("--na", type=click.Choice(["error", "drop"]), default="error", show_default=True,
+                     help="Rows with missing values: stop with an error, or drop them.")(f)
+    f = click.option("--drop", metavar="A,B", help="Columns to leave out.")(f)
+    f = click.option("--features", "-x", metavar="A,B", help="Feature columns (default: all but the "
+                     "target and --drop).")(f)
+    f = click.option("--target", "-y", metavar="COL", help="Target column (default: the last).")(f)
+    return click.argument("data", metavar="DATA")(f)
+
+
+def selection(target, features, drop, na) -> Selection:
+    return Selection(target=target, features=_names(features), drop=_names(drop) or (), na=na)
+
+
+def design_options(config_cls):
+    """--no-intercept and --poly D."""
+
+    def decorate(f):
+        f = click.option("--poly", type=click.IntRange(min=1), default=1, show_default=True,
+                         metavar="D", help="Polynomial terms of the numeric features up to total "
+                         "degree D (x, x^2, x1*x2, ...).")(f)
+        return click.option("--intercept/--no-intercept", default=config_cls.intercept,
+                            show_default=True, help="Fit an intercept.")(f)
+
+    return decorate
+
+
+def descent_options(config_cls):
+    """--method, --lr, --batch-size, --epochs, --tol, --seed, --strict."""
+
+    def decorate(f):
+        f = click.option("--strict", is_flag=True, help="Exit with code 5 when the fit does not "
+                         "converge (for Makefiles).")(f)
+        f = click.option("--seed", type=int, default=config_cls.seed, show_default=True,
+                         help="Seed for shuffling: the same seed gives the same result.")(f)
+        f = click.option("--tol", type=click.FloatRange(min=0), default=config_cls.tol,
+                         show_default=True, help="Stop when the gradient norm falls below tol "
+                         "times its starting value.")(f)
+        f = click.option("--epochs", type=click.IntRange(min=1), default=config_cls.epochs,
+                         show_default=True, help="Maximum number of passes over the data.")(f)
+        f = click.option("--batch-size", type=click.IntRange(min=1), default=config_cls.batch_size,
+                         show_default=True, help="Rows per step for --method minibatch.")(f)
+        f = click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+                         default=config_cls.lr, show_default=True, help="Learning rate.")(f)
+        return click.option("--method", type=click.Choice(["batch", "minibatch", "sgd"]),
+                            default=config_cls.method, show_default=True,
+                            help="Full-batch, minibatch or one-row stochastic steps.")(f)
+
+    return decorate
+
+
+def output_options(f):
+    """--json, --save/-o, --quiet/-q."""
+    f = click.option("--quiet", "-q", is_flag=True, help="Print only the result and errors.")(f)
+    f = click.option("--save", "-o", metavar="FILE", help="Write the fitted model to FILE "
+                     "(JSON; written atomically).")(f)
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON document on stdout instead of the report.")(f)

@@ -1,0 +1,159 @@
+"""Rendering: the Rich report on stdout, JSON text, progress bars and warnings on stderr.
+
+The only module that imports rich, and it does so lazily so `mlfit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+from typing import Iterator
+
+from mlfit.result import ProgressFn, Step, json_safe, no_progress
+
+
+def to_json(summary: dict) -> str:
+    """Exactly one JSON document: full-precision floats, null for NaN or infinity."""
+    return json.dumps(json_safe(summary), indent=2, allow_nan=False)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def progress(description: str, enabled: bool) -> Iterator[ProgressFn]:
+    """A transient Rich progress bar on stderr, only when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield no_progress
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]}"),
+                   TimeElapsedColumn(), console=_stderr_console(), transient=True,
+                   redirect_stdout=False, redirect_stderr=False)
+    with bar:
+        task = bar.add_task(description, total=None, loss="")
+
+        def update(step: Step) -> None:
+            bar.update(task, completed=step.iteration, total=step.total or None,
+                       loss=f"{step.loss:.6g}")
+
+        yield update
+
+
+def fmt(value, digits: int = 6) -> str:
+    """Numbers for people: significant digits, R's '< 2e-16' style for tiny p-values."""
+    if value is None:
+        return "NA"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NA"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "NA"
+    return "< 2e-16" if p < 2e-16 else f"{p:.3g}"
+
+
+def _stars(p) -> str:
+    if p is None:
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
+
+
+_METRIC_LABELS = {
+    "r_squared": "R²", "adj_r_squared": "adjusted R²", "sigma": "residual standard error",
+    "rss": "residual sum of squares", "rmse": "RMSE", "mse": "MSE", "df_model": "model df",
+    "df_residual": "residual df", "n": "observations", "f_statistic": "F statistic",
+    "f_p_value": "F p-value", "log_likelihood": "log-likelihood", "aic": "AIC", "bic": "BIC",
+    "condition_number": "condition number (scaled)",
+}
+
+
+def render(summary: dict, console=None) -> None:
+    """The human report on stdout, drawn from the same summary dict as the JSON."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    data = summary["data"]
+    title = f"[bold]{summary['model']}[/bold]  {summary.get('description', '')}".rstrip()
+    console.print(title)
+    console.print(f"data: {data['source']}   rows used: {data['rows_used']:,}"
+                  + (f"   dropped: {data['rows_dropped']:,}" if data.get("rows_dropped") else ""))
+    console.print(f"target: {summary['target']}   features: {', '.join(summary['features'])}")
+    solver = summary.get("solver") or {}
+    if solver:
+        console.print("solver: " + ", ".join(f"{k}={fmt(v)}" for k, v in solver.items()
+                                             if not isinstance(v, (list, dict))))
+    coefs = summary.get("coefficients")
+    if coefs:
+        console.print()
+        first = next(iter(coefs.values()))
+        stat = "t" if "t" in first else "z" if "z" in first else None
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        table.add_column("parameter", no_wrap=True)
+        cols = [("estimate", "estimate"), ("std_error", "std. error")]
+        if stat:
+            cols += [(stat, stat), ("p_value", "p-value")]
+        cols += [("ci_low", "2.5%"), ("ci_high", "97.5%")]
+        cols = [(k, label) for k, label in cols if k in first]
+        for _, label in cols:
+            table.add_column(label, justify="right", no_wrap=True)
+        if "p_value" in first:
+            table.add_column("")
+        for name, row in coefs.items():
+            cells = [fmt_p(row[k]) if k == "p_value" else fmt(row.get(k)) for k, _ in cols]
+            if row.get("aliased"):
+                cells = ["aliased"] + ["" for _ in cols[1:]]
+            if "p_value" in first:
+                cells.append(_stars(row.get("p_value")))
+            table.add_row(name, *cells)
+        console.print(table)
+        if "p_value" in first:
+            console.print("[dim]signif. codes: 0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1[/dim]")
+    extra = summary.get("details")
+    if extra:
+        for block_title, block in extra.items():
+            console.print()
+            console.print(f"[bold]{block_title}[/bold]")
+            console.print(block)
+    metrics = summary.get("metrics") or {}
+    scalar_metrics = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    if scalar_metrics:
+        console.print()
+        table = Table(box=None, pad_edge=False, show_header=False)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for key, value in scalar_metrics.items():
+            shown = fmt_p(value) if key.endswith("p_value") else fmt(value)
+            table.add_row(_METRIC_LABELS.get(key, key.replace("_", " ")), shown)
+        console.print(table)
+    conv = summary.get("convergence")
+    if conv:
+        console.print()
+        state = "[green]converged[/green]" if conv["converged"] else "[red]did not converge[/red]"
+        console.print(f"{state} after {conv['iterations']:,} iterations: final loss "
+                      f"{fmt(conv.get('final_loss'), 10)}, gradient norm {fmt(conv.get('gradient_norm'), 3)}")
+    timing = summary.get("timing") or {}
+    if timing:
+        console.print(f"[dim]time: load {timing.get('load_seconds', 0):.3f} s, fit "
+                      f"{timing.get('fit_seconds', 0):.3f} s, total {timing.get('total_seconds', 0):.3f} s[/dim]")
