@@ -1,0 +1,228 @@
+"""Exponential families for GLMs: mean, log-likelihood, deviance, gradient and Hessian.
+
+Every quantity is written in a form that cannot overflow for large |eta| (logaddexp, log1p,
+xlogy).  A scalar family is defined by its link and variance function; the gradient and the
+Fisher information follow from the general GLM formulas, so a family with a non-canonical link
+(Gamma with log link, say) is one more class here.  The categorical family (softmax) has one
+linear predictor per class after the first (the reference class).
+
+objective(X, y, beta, offset, weights, l2) returns the penalised log-likelihood, its gradient
+and the (expected) information matrix, with beta of shape (p,) or, for categorical, (p, K-1)
+flattened column by column.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mlfit.errors import DataError
+from mlfit.numerics import logsumexp, sigmoid
+
+#: eta beyond which exp(eta) would overflow float64; Poisson means are clipped there.
+_MAX_ETA = 700.0
+
+
+class ScalarFamily:
+    """A one-parameter exponential family with a link; subclasses fill in the formulas."""
+
+    name = ""
+    link = ""
+    canonical = True  # canonical link: mu_eta == variance, gradient X'(y - mu)
+    estimates_dispersion = False
+
+    def check_y(self, y: np.ndarray, target: str) -> None:
+        """Raise DataError when y is outside the family's support."""
+
+    def mean(self, eta):
+        raise NotImplementedError
+
+    def mu_eta(self, eta):
+        """d mu / d eta."""
+        raise NotImplementedError
+
+    def variance(self, mu):
+        raise NotImplementedError
+
+    def link_fn(self, mu):
+        raise NotImplementedError
+
+    def loglik(self, y, eta, scale: float = 1.0):
+        """Per-row log-likelihood."""
+        raise NotImplementedError
+
+    def unit_deviance(self, y, eta):
+        """Per-row deviance 2 * (loglik(saturated) - loglik)."""
+        raise NotImplementedError
+
+    def start_mu(self, y):
+        return y
+
+    def objective(self, X, y, beta, offset, weights, l2):
+        eta = X @ beta + offset
+        mu = self.mean(eta)
+        d = self.mu_eta(eta)
+        ll = float(np.dot(weights, self.loglik(y, eta)))
+        if self.canonical:  # d / V(mu) == 1: skip the division, exact in the tails
+            grad, info_w = X.T @ (weights * (y - mu)), weights * d
+        else:
+            v = self.variance(mu)
+            grad, info_w = X.T @ (weights * (y - mu) * d / v), weights * d * d / v
+        info = (X * info_w[:, None]).T @ X
+        return _penalise(ll, grad, info, beta, l2)
+
+
+def _penalise(ll, grad, info, beta, l2):
+    """Subtract (l2 / 2) * ||beta||^2 over the penalised entries (l2: per-entry array)."""
+    if l2 is None:
+        return ll, grad, info
+    ll -= 0.5 * float(np.sum(l2 * beta * beta))
+    grad = grad - l2 * beta
+    info = info + np.diag(l2)
+    return ll, grad, info
+
+
+class Gaussian(ScalarFamily):
+    name, link = "gaussian", "identity"
+    estimates_dispersion = True
+
+    def mean(self, eta):
+        return eta
+
+    def mu_eta(self, eta):
+        return np.ones_like(eta)
+
+    def variance(self, mu):
+        return np.ones_like(mu)
+
+    def link_fn(self, mu):
+        return mu
+
+    def loglik(self, y, eta, scale: float = 1.0):
+        return -0.5 * ((y - eta) ** 2 / scale + math.log(2 * math.pi * scale))
+
+    def unit_deviance(self, y, eta):
+        return (y - eta) ** 2
+
+
+class Bernoulli(ScalarFamily):
+    name, link = "bernoulli", "logit"
+
+    def check_y(self, y, target):
+        bad = (y != 0) & (y != 1)
+        if bad.any():
+            raise DataError(f"Target '{target}' must be 0 or 1 for the Bernoulli family (row "
+                            f"{int(np.flatnonzero(bad)[0]) + 1} has {y[bad][0]:g}). Use logreg "
+                            "for text or multi-class labels.")
+
+    def mean(self, eta):
+        return sigmoid(eta)
+
+    def mu_eta(self, eta):
+        return sigmoid(eta) * sigmoid(-eta)  # exact in both tails, unlike mu * (1 - mu)
+
+    def variance(self, mu):
+        return mu * (1.0 - mu)
+
+    def link_fn(self, mu):
+        return np.log(mu) - np.log1p(-mu)
+
+    def loglik(self, y, eta, scale: float = 1.0):
+        return y * eta - np.logaddexp(0.0, eta)
+
+    def unit_deviance(self, y, eta):
+        return 2.0 * (np.logaddexp(0.0, eta) - y * eta)
+
+    def start_mu(self, y):
+        return (y + 0.5) / 2.0
+
+
+class Poisson(ScalarFamily):
+    name, link = "poisson", "log"
+
+    def check_y(self, y, target):
+        bad = (y < 0) | (y != np.floor(y))
+        if bad.any():
+            raise DataError(f"Target '{target}' must hold counts (0, 1, 2, ...) for the Poisson "
+                            f"family (row {int(np.flatnonzero(bad)[0]) + 1} has {y[bad][0]:g}).")
+
+    def mean(self, eta):
+        return np.exp(np.minimum(eta, _MAX_ETA))
+
+    def mu_eta(self, eta):
+        return self.mean(eta)
+
+    def variance(self, mu):
+        return mu
+
+    def link_fn(self, mu):
+        return np.log(mu)
+
+    def loglik(self, y, eta, scale: float = 1.0):
+        from scipy.special import gammaln
+
+        return y * eta - self.mean(eta) - gammaln(y + 1.0)
+
+    def unit_deviance(self, y, eta):
+        from scipy.special import xlogy
+
+        mu = self.mean(eta)
+        return 2.0 * (xlogy(y, y) - y * eta - y + mu)
+
+    def start_mu(self, y):
+        return y + 0.1
+
+
+class Categorical:
+    """Softmax over K classes; class 0 is the reference with linear predictor 0.
+
+    y: (n,) integer class codes 0..K-1; beta: (p, K-1).
+    """
+
+    name, link = "categorical", "softmax"
+    estimates_dispersion = False
+
+    def __init__(self, n_classes: int):
+        self.K = n_classes
+
+    def eta(self, X, beta, offset):
+        B = beta.reshape(X.shape[1], self.K - 1, order="F")
+        return np.column_stack([np.zeros(X.shape[0]), X @ B]) + (offset[:, None] if np.ndim(offset) else 0)
+
+    def probabilities(self, eta):
+        return np.exp(eta - logsumexp(eta, axis=1)[:, None])
+
+    def loglik(self, y, eta):
+        return eta[np.arange(len(y)), y] - logsumexp(eta, axis=1)
+
+    def unit_deviance(self, y, eta):
+        return -2.0 * self.loglik(y, eta)
+
+    def objective(self, X, y, beta, offset, weights, l2):
+        n, p = X.shape
+        eta = self.eta(X, beta, offset)
+        P = self.probabilities(eta)
+        ll = float(np.dot(weights, self.loglik(y, eta)))
+        Y = np.zeros_like(P)
+        Y[np.arange(n), y] = 1.0
+        R = (Y - P)[:, 1:] * weights[:, None]
+        grad = (X.T @ R).ravel(order="F")
+        k1 = self.K - 1
+        info = np.empty((p * k1, p * k1))
+        for a in range(k1):
+            for b in range(a, k1):
+                w = weights * P[:, a + 1] * ((a == b) - P[:, b + 1])
+                block = (X * w[:, None]).T @ X
+                info[a * p:(a + 1) * p, b * p:(b + 1) * p] = block
+                info[b * p:(b + 1) * p, a * p:(a + 1) * p] = block.T
+        return _penalise(ll, grad, info, beta, l2)
+
+
+FAMILIES = {"gaussian": Gaussian, "bernoulli": Bernoulli, "logistic": Bernoulli,
+            "poisson": Poisson}
+
+
+def family(name: str) -> ScalarFamily:
+    """A scalar family by name ('logistic' is an alias of 'bernoulli')."""
+    return FAMILIES[name]()

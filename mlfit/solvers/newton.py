@@ -1,0 +1,251 @@
+"""Generalised linear models by Newton-Raphson (IRLS), with R's summary(glm) statistics.
+
+For a canonical link Newton's method and Fisher scoring coincide; each step solves
+info * step = gradient with a Cholesky factor of the information matrix, halving the step
+whenever the log-likelihood does not improve.  The Gaussian family reaches the least-squares
+answer in one step (the seeds' link between Newton and the normal equation).
+Log-likelihood, gradient and information are sums over rows, so the data is a list of blocks:
+one block in memory, or a re-iterable stream of chunks (fit_chunks: one pass per iteration,
+memory bounded by the chunk).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from mlfit.errors import DataError, FitError
+from mlfit.numerics import add_intercept, linear_predict
+from mlfit.result import FitResult, ProgressFn, no_progress
+from mlfit.solvers.family import family as get_family
+from mlfit.solvers.optimize import SingularInformation, cholesky, inverse_diagonal, newton
+from mlfit.solvers.separation import separating_column, separation_exists
+from mlfit.stats import t_table, z_table
+
+#: |eta| beyond which a fitted probability is 0 or 1 to about 1e-13: a sign of separation.
+EXTREME_ETA = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    family: str = "gaussian"  # gaussian | bernoulli (alias logistic) | poisson
+    max_iter: int = 100
+    tol: float = 1e-10
+    l2: float = 0.0  # penalty (l2 / 2) * ||coef||^2 on the log-likelihood; intercept free
+    intercept: bool = True
+
+
+class _Blocks:
+    """Re-iterable (A, y, offset, weights) blocks: A has the intercept column when asked."""
+
+    def __init__(self, chunks: Iterable, intercept: bool):
+        self._chunks = chunks
+        self._intercept = intercept
+
+    def __iter__(self):
+        for chunk in self._chunks:
+            X, y, *rest = chunk
+            A = add_intercept(X) if self._intercept else np.asarray(X, dtype=float)
+            y = np.asarray(y, dtype=float)
+            offset = np.asarray(rest[0], dtype=float) if rest and rest[0] is not None \
+                else np.zeros(len(y))
+            weights = np.asarray(rest[1], dtype=float) if len(rest) > 1 and rest[1] is not None \
+                else np.ones(len(y))
+            yield A, y, offset, weights
+
+
+def _summed(fam, blocks, pen):
+    """objective(beta): log-likelihood, gradient and information summed over the blocks."""
+
+    def objective(beta):
+        total = None
+        for A, y, offset, weights in blocks:
+            part = fam.objective(A, y, beta, offset, weights, None)
+            total = list(part) if total is None else [t + q for t, q in zip(total, part)]
+        if pen is not None:
+            total[0] -= 0.5 * float(np.sum(pen * beta * beta))
+            total[1] = total[1] - pen * beta
+            total[2] = total[2] + np.diag(pen)
+        return tuple(total)
+
+    return objective
+
+
+def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None,
+        names=None, offset=None, weights=None, target: str = "y") -> FitResult:
+    """X: (n, p) without intercept; y: (n,); offset, weights: (n,) or None."""
+    blocks = list(_Blocks([(X, y, offset, weights)], config.intercept))
+    return _fit(blocks, config, on_progress, names, target, in_memory=True)
+
+
+def fit_chunks(chunks: Iterable, config: Config = Config(), on_progress: ProgressFn = no_progress,
+               names=None, target: str = "y") -> FitResult:
+    """chunks: re-iterable of (X, y) or (X, y, offset); one pass over them per iteration."""
+    return _fit(_Blocks(chunks, config.intercept), config, on_progress, names, target,
+                in_memory=False)
+
+
+def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
+    start = time.perf_counter()
+    fam = get_family(config.family)
+    stats = _scan(fam, blocks, target)
+    p = stats["p"]
+    labels = (["intercept"] if config.intercept else []) + (
+        list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)])
+    if in_memory and fam.name == "bernoulli" and config.l2 == 0:
+        A, y = blocks[0][0], blocks[0][1]
+        cause = separating_column(A, y == 1, labels, config.intercept)
+        if cause:
+            raise FitError(f"Perfect or quasi-complete separation: {cause} ({target} = 1). The "
+                           "maximum-likelihood estimates are infinite. Drop or merge that column, "
+                           "or use --l2.")
+    pen = None
+    if config.l2 > 0:
+        pen = np.full(p, float(config.l2))
+        if config.intercept:
+            pen[0] = 0.0
+    beta0 = np.zeros(p)
+    if config.intercept:
+        mu = fam.start_mu(np.array([stats["y_mean"]]))
+        beta0[0] = float(fam.link_fn(mu)[0]) - stats["offset_mean"]
+    try:
+        opt = newton(_summed(fam, blocks, pen), beta0, config.max_iter, config.tol, on_progress)
+    except SingularInformation as exc:
+        raise FitError(f"The Hessian is singular: '{labels[exc.index]}' is constant or a linear "
+                       "combination of the columns before it (or its fitted weights vanish). Drop "
+                       "it, or use --l2.") from None
+    final = _final_pass(fam, blocks, opt.beta)
+    if config.l2 == 0:
+        _check_boundary(fam, blocks, final, opt, target, in_memory)
+    null_ll, null_dev = _null_model(fam, blocks, stats, config)
+    result = _glm_result(fam, opt, final, stats["n"], p, null_ll, null_dev, config)
+    result.info["fit_seconds"] = time.perf_counter() - start
+    return result
+
+
+def _scan(fam, blocks, target) -> dict:
+    """One pass: row count, parameter count, weighted mean of y and offset; checks y."""
+    n, p, sw, swy, soff, y_min, y_max = 0, 0, 0.0, 0.0, 0.0, math.inf, -math.inf
+    for A, y, offset, weights in blocks:
+        fam.check_y(y, target)
+        n += len(y)
+        p = A.shape[1]
+        sw += float(weights.sum())
+        swy += float(weights @ y)
+        soff += float(offset.sum())
+        y_min, y_max = min(y_min, float(y.min())), max(y_max, float(y.max()))
+    if n == 0:
+        raise DataError("No data rows to fit.")
+    if n < p:
+        raise DataError(f"Only {n} rows for {p} parameters; use fewer features.")
+    if fam.name == "bernoulli" and y_min == y_max:
+        raise DataError(f"Target '{target}' has a single class ({y_min:g}); a logistic model "
+                        "needs both 0 and 1.")
+    if fam.name == "poisson" and y_max == 0:
+        raise DataError(f"Target '{target}' is 0 in every row; a Poisson model needs some counts.")
+    return {"n": n, "p": p, "y_mean": swy / sw, "offset_mean": soff / n, "sum_w": sw}
+
+
+def _final_pass(fam, blocks, beta) -> dict:
+    """Deviance, unscaled log-likelihood and boundary counts at the estimate."""
+    dev, ll, rss_w, extreme, vanishing = 0.0, 0.0, 0.0, 0, 0
+    for A, y, offset, weights in blocks:
+        eta = A @ beta + offset
+        dev += float(weights @ fam.unit_deviance(y, eta))
+        ll += float(weights @ fam.loglik(y, eta))
+        extreme += int(np.sum(np.abs(eta) > EXTREME_ETA))
+        vanishing += int(np.sum((eta < -EXTREME_ETA) & (y == 0)))
+    return {"deviance": dev, "loglik": ll, "extreme": extreme, "vanishing": vanishing}
+
+
+def _check_boundary(fam, blocks, final, opt, target, in_memory):
+    """Estimates on the boundary (infinite) must not be printed as if they were estimates."""
+    if fam.name == "bernoulli" and (final["extreme"] or not opt.converged):
+        confirmed = True
+        if in_memory:
+            A, y = blocks[0][0], blocks[0][1]
+            confirmed = separation_exists(A, y == 1)
+        if confirmed:
+            raise FitError(f"Quasi-complete separation: a combination of columns predicts {target} "
+                           f"exactly for {final['extreme']} rows, so the maximum-likelihood "
+                           "estimates are infinite. Drop the separating columns, merge levels, or "
+                           "use --l2.")
+    if fam.name == "poisson" and final["vanishing"]:
+        raise FitError(f"The fitted mean is 0 for {final['vanishing']} rows with {target} = 0: some "
+                       "column (often a level with only zero counts) drives its coefficient to "
+                       "minus infinity. Drop or merge it, or use --l2.")
+
+
+def _null_model(fam, blocks, stats, config) -> tuple[float, float]:
+    """Log-likelihood and deviance of the intercept-only model (eta = offset without one)."""
+    ones = _Constant(blocks, 1.0 if config.intercept else 0.0)
+    beta = np.zeros(1)
+    if config.intercept:
+        beta0 = np.array([float(fam.link_fn(fam.start_mu(np.array([stats["y_mean"]])))[0])
+                          - stats["offset_mean"]])
+        beta = newton(_summed(fam, ones, None), beta0, 100, 1e-14).beta
+    final = _final_pass(fam, ones, beta)
+    return final["loglik"], final["deviance"]
+
+
+class _Constant:
+    """The blocks with the design replaced by one constant column (1: intercept only; 0: none)."""
+
+    def __init__(self, blocks, value: float):
+        self._blocks = blocks
+        self._value = value
+
+    def __iter__(self):
+        for _, y, offset, weights in self._blocks:
+            yield np.full((len(y), 1), self._value), y, offset, weights
+
+
+def _gaussian_loglik(dev: float, n: int) -> float:
+    """Maximised Gaussian log-likelihood with sigma^2 = dev / n (R's logLik for glm)."""
+    return -0.5 * n * (math.log(2.0 * math.pi * dev / n) + 1.0)
+
+
+def _glm_result(fam, opt, final, n, p, null_ll, null_dev, config) -> FitResult:
+    dev = final["deviance"]
+    df_resid = n - p
+    if fam.estimates_dispersion:  # Gaussian: sigma^2 estimated, counted as a parameter
+        dispersion = dev / df_resid if df_resid > 0 else math.nan
+        loglik, null_ll, k = _gaussian_loglik(dev, n), _gaussian_loglik(null_dev, n), p + 1
+    else:
+        dispersion, loglik, k = 1.0, final["loglik"], p
+    table = {"estimate": opt.beta.copy()}
+    if config.l2 == 0:
+        L, d = cholesky(opt.info)
+        se = np.sqrt(dispersion * inverse_diagonal(L, d))
+        table["std_error"] = se
+        table.update(t_table(opt.beta, se, df_resid) if fam.estimates_dispersion
+                     else z_table(opt.beta, se))
+    metrics = {"deviance": dev, "null_deviance": null_dev, "df_residual": df_resid,
+               "df_null": n - (1 if config.intercept else 0), "log_likelihood": loglik,
+               "aic": -2.0 * loglik + 2.0 * k, "bic": -2.0 * loglik + math.log(n) * k,
+               "pseudo_r_squared": 1.0 - loglik / null_ll if null_ll != 0 else math.nan,
+               "dispersion": dispersion, "n": n}
+    warnings = []
+    if not opt.converged:
+        warnings.append(f"Newton's method did not converge in {config.max_iter} iterations "
+                        f"(relative deviance change {opt.last_change:.3g}). Increase --max-iter.")
+    coef = opt.beta
+    params = {"family": fam.name, "link": fam.link,
+              "intercept": float(coef[0]) if config.intercept else None,
+              "coef": (coef[1:] if config.intercept else coef).tolist()}
+    info = {"method": "newton", "family": fam.name, "link": fam.link}
+    if config.l2 > 0:
+        info["l2"] = config.l2
+    return FitResult("newton", params, table, metrics, opt.convergence("newton"), warnings, info)
+
+
+def predict(params: dict, X, offset=None) -> np.ndarray:
+    """Fitted mean response: the inverse link of intercept + X @ coef (+ offset)."""
+    eta = linear_predict(params, X)
+    if offset is not None:
+        eta = eta + offset
+    return get_family(params["family"]).mean(eta)
