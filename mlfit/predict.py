@@ -41,32 +41,72 @@ def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
     return out
 
 
+def _numeric_column(table, name: str) -> np.ndarray:
+    """A complete, finite numeric column (an offset) from the table."""
+    values = table.columns[name]
+    if values.dtype == object or not np.all(np.isfinite(values)):
+        raise DataError(f"Column '{name}' in {table.source} must be numeric with no missing or "
+                        "infinite values.")
+    return values
+
+
+def _id_values(values: list, fmt: str) -> list:
+    """The --id column unchanged. CSV text is kept as written ('007' stays '007'), except that
+    a column of plain integers stays integers, so JSON Lines output has numbers."""
+    if fmt not in ("csv", "tsv"):
+        return values
+
+    def plain_int(v) -> bool:
+        try:
+            return str(int(v)) == v
+        except ValueError:
+            return False
+
+    if all(v is None or plain_int(v) for v in values):
+        return [None if v is None else int(v) for v in values]
+    return values
+
+
 def predict_file(model_path: str, data: str, output: str | None, as_json: bool,
-                 id_column: str | None) -> int:
-    """Write predictions as CSV (or JSON Lines) to `output` or stdout; returns the row count."""
+                 id_column: str | None, options: dict | None = None) -> int:
+    """Write predictions as CSV (or JSON Lines) to `output` or stdout; returns the row count.
+
+    options: model-specific choices (e.g. proba, threshold) for solvers whose
+    predict_columns(params, X, **options) takes them.
+    """
     model = load_model(model_path)
     method = model["method"]
-    if method not in SOLVERS:
+    if not isinstance(method, str) or method not in SOLVERS:
         raise ModelFileError(f"Model file '{model_path}' is for '{method}', which this mlfit "
                              f"cannot apply. Known models: {', '.join(SOLVERS)}.")
     try:
         design = Design.from_dict(model["design"])
     except (KeyError, TypeError, ValueError):
         raise ModelFileError(f"Model file '{model_path}' is damaged (bad 'design'). Refit it.") from None
-    table = read_table(data, columns=None)
-    names = list(table.columns)
-    for name in [*design.features, *([id_column] if id_column else [])]:
-        if name not in table.columns:
-            what = "the model's feature" if name in design.features else "the --id column"
-            raise DataError(unknown_column_message(name, names, table.source).replace(
-                "not found", f"({what}) not found", 1))
+    # Only the model's features are converted: extra columns of any type are ignored.
+    extras = dict(model.get("columns") or {})  # e.g. {"offset": "log_exposure"}
+    roles = {name: "the model's feature" for name in design.features}
+    roles.update({col: f"the model's {key}" for key, col in extras.items()})
+    table = read_table(data, columns=[*design.features, *extras.values()], roles=roles,
+                       text=(id_column,) if id_column else ())
+    names = table.raw.column_names
+    if id_column and id_column not in names:
+        raise DataError(unknown_column_message(id_column, names, table.source).replace(
+            "not found", "(the --id column) not found", 1))
     X, _ = design.transform(_feature_columns(table, design), table.source)
     columns = {}
     if id_column:
-        columns[id_column] = table.raw.column(id_column).to_pylist()
-    columns.update(solver(method).predict_columns(model["params"], X)
-                   if hasattr(solver(method), "predict_columns")
-                   else {"prediction": solver(method).predict(model["params"], X)})
+        columns[id_column] = _id_values(table.raw.column(id_column).to_pylist(), table.fmt)
+    module = solver(method)
+    kwargs = {key: _numeric_column(table, col) for key, col in extras.items()}
+    try:
+        if hasattr(module, "predict_columns"):
+            columns.update(module.predict_columns(model["params"], X, **kwargs, **(options or {})))
+        else:
+            columns["prediction"] = module.predict(model["params"], X, **kwargs)
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError(f"Model file '{model_path}' is damaged (bad 'params'). "
+                             "Refit it.") from None
     if output:
         with atomic_write(output) as f:
             _write(f, columns, as_json)
@@ -80,7 +120,8 @@ def _write(f, columns: dict[str, np.ndarray], as_json: bool) -> None:
     rows = zip(*(json_safe(np.asarray(v).tolist()) for v in columns.values()))
     if as_json:
         for row in rows:
-            f.write(json.dumps(dict(zip(names, row)), allow_nan=False) + "\n")
+            # default=str: an --id column may hold dates or times
+            f.write(json.dumps(dict(zip(names, row)), allow_nan=False, default=str) + "\n")
     else:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(names)

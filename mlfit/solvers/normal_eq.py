@@ -83,10 +83,11 @@ def _qr_r(M: np.ndarray) -> np.ndarray:
 
 
 def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
-        X_lo=None) -> FitResult:
+        X_lo=None, names=None) -> FitResult:
     """X: (n, p) float64 design without the intercept column; y: (n,).
 
     X_lo: optional (n, p) low parts of X (products kept in double-double by mlfit.design).
+    names: the p column names, used in warnings.
     """
     start = time.perf_counter()
     A, A_lo = _design(X, X_lo, config.intercept)
@@ -96,14 +97,15 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
     n, p = A.shape
     R_aug = _qr_r(np.column_stack([A, y]))
     refine = config.refine if config.refine is not None else n * p <= REFINE_MAX_CELLS
-    result = _solve(R_aug, moments, config, (A, A_lo, y) if refine and config.l2 == 0 else None)
+    result = _solve(R_aug, moments, config, (A, A_lo, y) if refine and config.l2 == 0 else None,
+                    names)
     on_progress(Step(1, 1, result.metrics["rss"]))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
 
 
 def fit_chunks(chunks: Iterable, config: Config = Config(),
-               on_progress: ProgressFn = no_progress) -> FitResult:
+               on_progress: ProgressFn = no_progress, names=None) -> FitResult:
     """One pass over (X, y) chunks, memory bounded by the chunk: accumulate R of [X | y]."""
     R_aug = None
     moments = _YMoments()
@@ -117,7 +119,7 @@ def fit_chunks(chunks: Iterable, config: Config = Config(),
         on_progress(Step(i, 0, float(rows)))
     if R_aug is None:
         raise DataError("No data rows to fit.")
-    return _solve(R_aug, moments, config, None)
+    return _solve(R_aug, moments, config, None, names)
 
 
 def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
@@ -127,7 +129,7 @@ def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
     return (diag <= tol * norms) | (norms == 0)
 
 
-def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory) -> FitResult:
+def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, names) -> FitResult:
     n = moments.n
     p = R_aug.shape[1] - 1
     if n < p:
@@ -168,8 +170,16 @@ def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory) -> 
     if config.l2 > 0:
         fitted_rss = _ridge_rss(R_aug, keep, coef, p)
         rss = fitted_rss
-    return _statistics(coef, diag_s / scale**2, rss, moments, aliased, keep, p, cond, config,
-                       method)
+    result = _statistics(coef, diag_s / scale**2, rss, moments, aliased, keep, p, cond, config,
+                         method)
+    if aliased.any():
+        labels = (["intercept"] if config.intercept else []) + (
+            list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)])
+        listed = ", ".join(f"'{labels[j]}'" for j in np.flatnonzero(aliased))
+        result.warnings.insert(0, f"Aliased (constant, duplicated or collinear) column(s) {listed}: "
+                               "each is a linear combination of the columns before it, so it gets "
+                               "no estimate and counts as 0 in predictions. Drop it to silence this.")
+    return result
 
 
 def _ridge_rss(R_aug, keep, coef, p):
