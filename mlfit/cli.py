@@ -54,6 +54,14 @@ class LazyGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(141)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, with the way to get the details
+            if ctx.obj and ctx.obj.get("traceback"):
+                raise
+            click.echo(f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug in "
+                       "mlfit: rerun with MLFIT_TRACEBACK=1 and report the output.", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

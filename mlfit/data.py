@@ -144,6 +144,11 @@ class _Source:
         return pa.CompressedInputStream(raw, self.compression)
 
 
+def _read_all(stream: pa.NativeFile) -> bytes:
+    """All remaining bytes; read() without a size needs seeking, which the xz stream lacks."""
+    return b"".join(iter(lambda: stream.read(1 << 20), b""))
+
+
 class _NativeAsPython(io.RawIOBase):
     """Let Python's lzma read from a pyarrow stream (pyarrow has no xz codec)."""
 
@@ -185,6 +190,12 @@ def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
             number, found, expected = line
             return DataError(f"{src.name}, line {number}: expected {expected} fields, found {found}. "
                              "Fix or remove that row (quote fields that contain the delimiter).")
+    if src.fmt == "jsonl":
+        bad = _find_bad_json_line(src)
+        if bad is not None:
+            number, reason = bad
+            return DataError(f"{src.name}, line {number}: {reason}. Fix or remove that line (JSON "
+                             "Lines needs one object per line).")
     if "Empty CSV file" in text:
         return DataError(f"File '{src.name}' is empty: it needs a header row and data rows.")
     return DataError(f"Cannot parse {src.name} as {src.fmt.upper()}: {text}")
@@ -210,19 +221,49 @@ def _find_bad_line(src: _Source):
     return found[0] if found else None
 
 
-def _read_arrow_table(src: _Source, include: list[str] | None = None) -> pa.Table:
+def _find_bad_json_line(src: _Source):
+    """(line number, reason) of the first line that is not a JSON object; pyarrow's own row
+    numbers count from 0 within a block, so they cannot be shown."""
+    number, rest = 0, b""
+    with src.open() as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            *lines, rest = (rest + block).split(b"\n")
+            for line in lines:
+                number += 1
+                reason = _json_line_problem(line)
+                if reason:
+                    return number, reason
+    reason = _json_line_problem(rest)
+    return (number + 1, reason) if reason else None
+
+
+def _json_line_problem(line: bytes) -> str | None:
+    import json
+
+    if not line.strip():
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        return f"invalid JSON ({getattr(exc, 'msg', exc)})"
+    return None if isinstance(value, dict) else "not a JSON object"
+
+
+def _read_arrow_table(src: _Source, include: list[str] | None = None,
+                      text: tuple[str, ...] = ()) -> pa.Table:
     try:
         with src.open() as stream:
             if src.fmt in ("csv", "tsv"):
                 import pyarrow.csv as pcsv
 
-                read, parse, convert = _csv_options(src.fmt, include=include)
+                read, parse, convert = _csv_options(src.fmt, include=include,
+                                                    column_types={n: pa.string() for n in text})
                 return pcsv.read_csv(stream, read_options=read, parse_options=parse,
                                      convert_options=convert)
             if src.fmt == "parquet":
                 import pyarrow.parquet as pq
 
-                data = stream if src.compression is None else pa.BufferReader(stream.read())
+                data = stream if src.compression is None else pa.BufferReader(_read_all(stream))
                 return pq.read_table(data, columns=include)
             import pyarrow.json as pjson
 
@@ -257,20 +298,23 @@ def _column_to_numpy(name: str, col, src_name: str) -> np.ndarray:
 
 def _reject_numeric_looking_text(name: str, values: np.ndarray, src: str, rows: _RowNames) -> None:
     """A number column with a stray word in it must not silently become a categorical column."""
-    present = [v for v in dict.fromkeys(values) if v is not None]
-    if len(present) < 3:
-        return
-    bad = []
-    for v in present:
-        try:
-            float(v)
-        except ValueError:
-            bad.append(v)
-    if bad and len(bad) <= max(1, len(present) // 10):
+    bad = _stray_words([v for v in dict.fromkeys(values) if v is not None])
+    if bad:
         row = int(np.flatnonzero(values == bad[0])[0])
-        raise DataError(f"Column '{name}' in {src} holds numbers but {rows(row)} has "
-                        f"'{bad[0]}'. Fix that value, or mark it "
-                        "missing (empty) and use --na drop.")
+        raise DataError(_stray_word_message(name, src, rows(row), bad[0]))
+
+
+def _stray_words(present: list) -> list:
+    """The non-numbers among distinct values that are otherwise numbers (at most 1 in 10)."""
+    if len(present) < 3:
+        return []
+    bad = [v for v in present if not _is_number(v)]
+    return bad if bad and len(bad) <= max(1, len(present) // 10) else []
+
+
+def _stray_word_message(name: str, src: str, row: str, value) -> str:
+    return (f"Column '{name}' in {src} holds numbers but {row} has '{value}'. Fix that value, or "
+            "mark it missing (empty) and use --na drop.")
 
 
 @dataclass(frozen=True)
@@ -285,10 +329,15 @@ class _RowNames:
         return f"row {row}" + (f" (line {row + self.line_offset - 1})" if self.line_offset else "")
 
 
-def read_table(path: str, columns: list[str] | None = None) -> Table:
-    """Read a whole table into memory. columns: only these (all checked to exist)."""
+def read_table(path: str, columns: list[str] | None = None,
+               roles: dict[str, str] | None = None, text: tuple[str, ...] = ()) -> Table:
+    """Read a whole table into memory. columns: only these (all checked to exist).
+
+    roles: what a column is for, named in the message when it is missing.  text: CSV/TSV
+    columns to keep as the text written (an identifier '007' must not become 7).
+    """
     src = _Source(path)
-    table = _read_arrow_table(src)
+    table = _read_arrow_table(src, text=text)
     names = table.column_names
     _check_header(names, src.name)
     if table.num_rows == 0:
@@ -296,7 +345,10 @@ def read_table(path: str, columns: list[str] | None = None) -> Table:
     wanted = names if columns is None else columns
     for name in wanted:
         if name not in names:
-            raise DataError(unknown_column_message(name, names, src.name))
+            message = unknown_column_message(name, names, src.name)
+            if roles and name in roles:
+                message = message.replace("not found", f"({roles[name]}) not found", 1)
+            raise DataError(message)
     cols = {name: _column_to_numpy(name, table.column(name), src.name) for name in wanted}
     return Table(src.name, src.fmt, cols, table.num_rows, table)
 
@@ -477,7 +529,7 @@ class ChunkStream:
         if self._src.compression is None and self._src.path != "-":
             return self._src.path
         with self._src.open() as stream:
-            return pa.BufferReader(stream.read())
+            return pa.BufferReader(_read_all(stream))
 
     def _batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         src = self._src
@@ -514,12 +566,32 @@ class ChunkStream:
         import pyarrow.compute as pc
 
         seen: dict[str, set] = {n: set() for n in names}
+        used = [*self.features, self.target]
         if names:
-            for batch in self._slices(names):
+            for batch in self._slices(used if self._na == "drop" else names):
+                if self._na == "drop":  # levels seen only in dropped rows must not count
+                    keep = np.ones(batch.num_rows, dtype=bool)
+                    for col in batch.columns:
+                        keep &= ~_missing(_column_to_numpy("", col, self.source))
+                    batch = batch.filter(pa.array(keep))
                 for n in names:
                     seen[n].update(v for v in pc.unique(batch.column(n)).to_pylist() if v is not None)
+        for n, values in seen.items():
+            # Chunks can be too small to tell a number column with a stray word: check the whole.
+            bad = _stray_words([v for v in values if isinstance(v, str)])
+            if bad:
+                self._raise_stray_word(n, bad[0])
         return {n: sorted(str(v).lower() if isinstance(v, bool) else v for v in s)
                 for n, s in seen.items()}
+
+    def _raise_stray_word(self, name: str, value: str) -> None:
+        base = 0
+        for batch in self._slices([name]):
+            hits = np.flatnonzero(np.array(batch.column(name).to_pylist(), dtype=object) == value)
+            if len(hits):
+                row = _RowNames(base, self._offset)(int(hits[0]))
+                raise DataError(_stray_word_message(name, self.source, row, value))
+            base += batch.num_rows
 
     def text_columns(self) -> list[str]:
         """Feature columns that are not numbers (they need one-hot levels)."""

@@ -136,7 +136,7 @@ def build_design(features: list[str], columns: dict[str, np.ndarray], intercept:
     for f in features:
         if levels is not None and f in levels:
             found[f] = levels[f]
-        elif columns[f].dtype == object:
+        elif levels is None and columns[f].dtype == object:
             found[f] = sorted({v for v in columns[f] if v is not None})
     for f, lv in found.items():
         if len(lv) > 1000:

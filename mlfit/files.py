@@ -16,17 +16,34 @@ def atomic_write(path: str) -> Iterator[TextIO]:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise MlfitError(f"Cannot write '{path}': directory '{directory}' does not exist.")
+    if os.path.isdir(path):
+        raise MlfitError(f"Cannot write '{path}': it is a directory. Give a file name.")
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     except OSError as exc:
         raise MlfitError(f"Cannot write '{path}': {exc.strerror}.") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            # mkstemp creates the file private (0600); give it the mode a plain open() would.
+            os.chmod(tmp, _mode_for(path))
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise MlfitError(f"Cannot write '{path}': {exc.strerror}.") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path: str) -> int:
+    """An existing file keeps its permissions; a new one gets 0666 less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

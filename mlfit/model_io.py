@@ -37,7 +37,7 @@ def load_model(path: str) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"'{path}' is not an mlfit model file. Save one with --save.")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # true == 1 in Python
         raise ModelFileError(f"Model file '{path}' has format version {version!r}; this mlfit "
                              f"{__version__} reads version {FORMAT_VERSION}. Refit the model.")
     for key in ("method", "design", "params"):

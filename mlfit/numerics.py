@@ -99,4 +99,5 @@ def logsumexp(Z, axis=-1):
     """log(sum(exp(Z))) along axis, shifted by the maximum so nothing overflows."""
     m = np.max(Z, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(Z - m), axis=axis))
+    with np.errstate(divide="ignore"):  # all -inf: log(0) = -inf is the right answer
+        return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(Z - m), axis=axis))

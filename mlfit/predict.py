@@ -27,8 +27,14 @@ def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
             try:
                 values = np.array([np.nan if v is None else float(v) for v in values])
             except ValueError:
+                row, bad = next((i, v) for i, v in enumerate(values) if not _is_number(v))
                 raise DataError(f"Column '{name}' in {table.source} must be numeric for this model "
-                                "but holds text.") from None
+                                f"but row {row + 1} has '{bad}'.") from None
+        if text_expected and values.dtype != object:
+            # Text at fit time ('1', '2', 'G'), but only numbers here: match the levels by value.
+            by_value = {float(lv): lv for lv in reversed(design.levels[name]) if _is_number(lv)}
+            values = np.array([None if np.isnan(v) else by_value.get(float(v), f"{v:g}")
+                               for v in values], dtype=object)
         missing = (values == None) if values.dtype == object else np.isnan(values)  # noqa: E711
         if missing.any():
             raise DataError(f"Column '{name}' in {table.source} has {int(missing.sum())} missing "
@@ -39,6 +45,14 @@ def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
             raise DataError(f"Column '{name}' in {table.source} has an infinite value at row {row}.")
         out[name] = values
     return out
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _numeric_column(table, name: str) -> np.ndarray:

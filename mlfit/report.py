@@ -84,59 +84,18 @@ _METRIC_LABELS = {
     "rss": "residual sum of squares", "rmse": "RMSE", "mse": "MSE", "df_model": "model df",
     "df_residual": "residual df", "n": "observations", "f_statistic": "F statistic",
     "f_p_value": "F p-value", "log_likelihood": "log-likelihood", "aic": "AIC", "bic": "BIC",
-    "condition_number": "condition number (scaled)",
+    "condition_number": "condition number (scaled)", "log_loss": "log-loss", "roc_auc": "ROC AUC",
+    "pseudo_r_squared": "McFadden pseudo-R²", "null_deviance": "null deviance",
+    "df_null": "null df",
 }
 
 
-def render(summary: dict, console=None) -> None:
-    """The human report on stdout, drawn from the same summary dict as the JSON."""
-    from rich.console import Console
+def _render_metrics(metrics: dict, console) -> None:
+    """Scalar metrics as a two-column table; for classifiers also the confusion matrix and the
+    per-class precision, recall and F1."""
+    from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
-    data = summary["data"]
-    title = f"[bold]{summary['model']}[/bold]  {summary.get('description', '')}".rstrip()
-    console.print(title)
-    console.print(f"data: {data['source']}   rows used: {data['rows_used']:,}"
-                  + (f"   dropped: {data['rows_dropped']:,}" if data.get("rows_dropped") else ""))
-    console.print(f"target: {summary['target']}   features: {', '.join(summary['features'])}")
-    solver = summary.get("solver") or {}
-    if solver:
-        console.print("solver: " + ", ".join(f"{k}={fmt(v)}" for k, v in solver.items()
-                                             if not isinstance(v, (list, dict))))
-    coefs = summary.get("coefficients")
-    if coefs:
-        console.print()
-        first = next(iter(coefs.values()))
-        stat = "t" if "t" in first else "z" if "z" in first else None
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        table.add_column("parameter", no_wrap=True)
-        cols = [("estimate", "estimate"), ("std_error", "std. error")]
-        if stat:
-            cols += [(stat, stat), ("p_value", "p-value")]
-        cols += [("ci_low", "2.5%"), ("ci_high", "97.5%")]
-        cols = [(k, label) for k, label in cols if k in first]
-        for _, label in cols:
-            table.add_column(label, justify="right", no_wrap=True)
-        if "p_value" in first:
-            table.add_column("")
-        for name, row in coefs.items():
-            cells = [fmt_p(row[k]) if k == "p_value" else fmt(row.get(k)) for k, _ in cols]
-            if row.get("aliased"):
-                cells = ["aliased"] + ["" for _ in cols[1:]]
-            if "p_value" in first:
-                cells.append(_stars(row.get("p_value")))
-            table.add_row(name, *cells)
-        console.print(table)
-        if "p_value" in first:
-            console.print("[dim]signif. codes: 0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1[/dim]")
-    extra = summary.get("details")
-    if extra:
-        for block_title, block in extra.items():
-            console.print()
-            console.print(f"[bold]{block_title}[/bold]")
-            console.print(block)
-    metrics = summary.get("metrics") or {}
     scalar_metrics = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
     if scalar_metrics:
         console.print()
@@ -147,6 +106,81 @@ def render(summary: dict, console=None) -> None:
             shown = fmt_p(value) if key.endswith("p_value") else fmt(value)
             table.add_row(_METRIC_LABELS.get(key, key.replace("_", " ")), shown)
         console.print(table)
+    confusion = metrics.get("confusion_matrix")
+    if confusion:
+        console.print()
+        console.print("confusion matrix (rows: true class, columns: predicted)")
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        table.add_column("")
+        for label in confusion["labels"]:
+            table.add_column(escape(label), justify="right")
+        for label, row in zip(confusion["labels"], confusion["rows_true_columns_predicted"]):
+            table.add_row(escape(label), *(f"{v:,}" for v in row))
+        console.print(table)
+    per_class = metrics.get("per_class")
+    if per_class:
+        console.print()
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for name in ("class", "precision", "recall", "F1", "support"):
+            table.add_column(name, justify="left" if name == "class" else "right")
+        for label, m in per_class.items():
+            table.add_row(escape(label), fmt(m["precision"], 4), fmt(m["recall"], 4), fmt(m["f1"], 4),
+                          f"{m['support']:,}")
+        console.print(table)
+
+
+def render(summary: dict, console=None) -> None:
+    """The human report on stdout, drawn from the same summary dict as the JSON."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    data = summary["data"]
+    title = f"[bold]{summary['model']}[/bold]  {summary.get('description', '')}".rstrip()
+    console.print(title)
+    console.print(f"data: {escape(data['source'])}   rows used: {data['rows_used']:,}"
+                  + (f"   dropped: {data['rows_dropped']:,}" if data.get("rows_dropped") else ""))
+    console.print(escape(f"target: {summary['target']}   features: {', '.join(summary['features'])}"))
+    solver = summary.get("solver") or {}
+    if solver:
+        console.print(escape("solver: " + ", ".join(f"{k}={fmt(v)}" for k, v in solver.items()
+                                                    if v is not None and not isinstance(v, (list, dict)))))
+    coefs = summary.get("coefficients")
+    if coefs:
+        console.print()
+        first = next(iter(coefs.values()))
+        stat = "t" if "t" in first else "z" if "z" in first else None
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        table.add_column("parameter", no_wrap=True, min_width=min(len(max(coefs, key=len)), 40))
+        cols = [("estimate", "estimate"), ("std_error", "std. error")]
+        if stat:
+            cols += [(stat, stat), ("p_value", "p-value")]
+        cols += [("ci_low", "2.5%"), ("ci_high", "97.5%")]
+        cols = [(k, label) for k, label in cols if k in first]
+        name_width = max(len(n) for n in coefs)
+        if name_width + 11 * len(cols) + 4 > console.width:  # narrow terminal: drop the interval
+            cols = [(k, label) for k, label in cols if k not in ("ci_low", "ci_high")]
+        for _, label in cols:
+            table.add_column(label, justify="right", no_wrap=True)
+        if "p_value" in first:
+            table.add_column("")
+        for name, row in coefs.items():
+            cells = [fmt_p(row[k]) if k == "p_value" else fmt(row.get(k), 5) for k, _ in cols]
+            if row.get("aliased"):
+                cells = ["aliased"] + ["" for _ in cols[1:]]
+            if "p_value" in first:
+                cells.append(_stars(row.get("p_value")))
+            table.add_row(escape(name), *cells)
+        console.print(table)
+        if "p_value" in first:
+            console.print("[dim]signif. codes: 0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1[/dim]")
+    metrics = summary.get("metrics") or {}
+    _render_metrics(metrics, console)
+    if "holdout" in metrics:
+        console.print()
+        console.print(f"[bold]held-out rows ({metrics['holdout']['n']:,})[/bold]")
+        _render_metrics(metrics["holdout"], console)
     conv = summary.get("convergence")
     if conv:
         console.print()

@@ -40,6 +40,7 @@ class FitResult:
     convergence: dict | None = None
     warnings: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    parameter_names: list[str] | None = None  # when not 'intercept' + design columns (softmax)
 
     @property
     def converged(self) -> bool:

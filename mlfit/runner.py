@@ -55,8 +55,10 @@ def run_fit(model: str, config, data: str, sel: Selection, out: Output, poly: in
         with progress(f"{model}: reading chunks", not out.quiet) as tick:
             result = _call(module.fit_chunks, chunks, config, tick, names=design.names,
                            target=stream.target)
+        notes = ([f"dropped {stream.rows_dropped} row(s) with missing values"]
+                 if stream.rows_dropped else [])
         dataset = Dataset(stream.source, stream.target, features, {}, np.empty(0),
-                          stream.rows_read, stream.rows_dropped)
+                          stream.rows_read, stream.rows_dropped, notes)
         rows_used = stream.rows_read - stream.rows_dropped
     else:
         dataset = load_dataset(data, sel, target_kind=target_kind, model=model)
@@ -128,7 +130,8 @@ class _DesignChunks:
 
 def _summary(model: str, dataset: Dataset, design: Design, config, result: FitResult,
              rows_used: int, warnings: list[str]) -> dict:
-    names = (["intercept"] if getattr(config, "intercept", False) else []) + design.names
+    names = result.parameter_names or (
+        (["intercept"] if getattr(config, "intercept", False) else []) + design.names)
     summary = {"mlfit_version": __version__, "model": model, "target": dataset.target,
                "features": dataset.features,
                "data": {"source": dataset.source, "rows_read": dataset.rows_read,

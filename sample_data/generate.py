@@ -49,7 +49,7 @@ def flowers(rng, n_per=60):
                "virginica": [6.6, 3.0, 5.5, 2.0]}
     rows = []
     for species, mu in centres.items():
-        X = rng.normal(mu, [0.4, 0.3, 0.45, 0.2], size=(n_per, 4)).clip(0.1).round(1)
+        X = rng.normal(mu, [0.9, 0.7, 1.4, 0.7], size=(n_per, 4)).clip(0.1).round(1)
         rows += [(*x, species) for x in X]
     order = rng.permutation(len(rows))
     _write("flowers.csv", ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"],

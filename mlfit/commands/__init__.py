@@ -46,7 +46,7 @@ def design_options(config_cls):
     return decorate
 
 
-def descent_options(config_cls):
+def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
     """--method, --lr, --batch-size, --epochs, --tol, --seed, --strict."""
 
     def decorate(f):
@@ -63,9 +63,10 @@ def descent_options(config_cls):
                          show_default=True, help="Rows per step for --method minibatch.")(f)
         f = click.option("--lr", type=click.FloatRange(min=0, min_open=True),
                          default=config_cls.lr, show_default=True, help="Learning rate.")(f)
-        return click.option("--method", type=click.Choice(["batch", "minibatch", "sgd"]),
+        return click.option("--method", type=click.Choice(list(methods)),
                             default=config_cls.method, show_default=True,
-                            help="Full-batch, minibatch or one-row stochastic steps.")(f)
+                            help="Solver: " + ", ".join(methods) + " (batch, minibatch and sgd "
+                            "are gradient descent with full, --batch-size or one-row steps).")(f)
 
     return decorate
 

@@ -34,7 +34,7 @@ FAMILIES = ["gaussian", "bernoulli", "logistic", "poisson"]
 @output_options
 def command(data, target, features, drop, na, intercept, poly, family, max_iter, tol, l2, offset,
             chunk_rows, strict, as_json, save, quiet):
-    """Generalised linear models by Newton's method, with R-style statistics.
+    """GLMs by Newton's method: Gaussian, logistic, Poisson.
 
     Fits a GLM (Gaussian, Bernoulli/logistic or Poisson, canonical links) by Newton-Raphson
     with step-halving. Reports coefficients with standard errors from the inverse Fisher

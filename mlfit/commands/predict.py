@@ -15,7 +15,11 @@ from mlfit.predict import predict_file
 @click.option("--json", "as_json", is_flag=True, help="Write JSON Lines instead of CSV.")
 @click.option("--id", "id_column", metavar="COL", help="Copy column COL through to the output, to "
               "match predictions to rows.")
-def command(model, data, output, as_json, id_column):
+@click.option("--proba", is_flag=True, help="Classifiers: add a column p_<class> with each class's "
+              "probability.")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Binary classifiers: predict the "
+              "second class when its probability is at least this (default: the model's).")
+def command(model, data, output, as_json, id_column, proba, threshold):
     """Apply a saved model file to new data.
 
     Predictions come in input row order, as CSV (or JSON Lines with --json), to stdout or to
@@ -28,4 +32,7 @@ def command(model, data, output, as_json, id_column):
         mlfit predict houses.model sample_data/houses.csv --id id
         mlfit predict houses.model new.parquet --output predictions.csv
     """
-    predict_file(model, data, output, as_json, id_column)
+    options = {"proba": True} if proba else {}
+    if threshold is not None:
+        options["threshold"] = threshold
+    predict_file(model, data, output, as_json, id_column, options)

@@ -13,7 +13,8 @@ from types import ModuleType
 SOLVERS: dict[str, str] = {
     "normal-eq": "Exact least squares by QR, with standard errors, t tests and R².",
     "linreg": "Linear regression by gradient descent: batch, minibatch or SGD.",
-    "newton": "Generalised linear models (Gaussian, logistic, Poisson) by Newton's method.",
+    "newton": "GLMs by Newton's method: Gaussian, logistic, Poisson.",
+    "logreg": "Logistic regression; softmax for more than two classes.",
 }
 
 

@@ -58,6 +58,11 @@ def descend(objective: Objective, w0: np.ndarray, n: int, config: DescentConfig,
         raise FitError("--lr must be positive.")
     if config.method not in ("batch", "minibatch", "sgd"):
         raise FitError(f"Unknown --method '{config.method}': use batch, minibatch or sgd.")
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
+        return _descend(objective, w0, n, config, on_progress)
+
+
+def _descend(objective, w0, n, config, on_progress) -> DescentOutcome:
     rng = np.random.default_rng(config.seed)
     batch = {"batch": n, "minibatch": max(1, config.batch_size), "sgd": 1}[config.method]
     w = np.array(w0, dtype=float)

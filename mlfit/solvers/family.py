@@ -59,7 +59,8 @@ class ScalarFamily:
     def start_mu(self, y):
         return y
 
-    def objective(self, X, y, beta, offset, weights, l2):
+    def objective(self, X, y, beta, offset, weights, l2, info: bool = True):
+        """(log-likelihood, gradient, information or None when info=False)."""
         eta = X @ beta + offset
         mu = self.mean(eta)
         d = self.mu_eta(eta)
@@ -69,8 +70,8 @@ class ScalarFamily:
         else:
             v = self.variance(mu)
             grad, info_w = X.T @ (weights * (y - mu) * d / v), weights * d * d / v
-        info = (X * info_w[:, None]).T @ X
-        return _penalise(ll, grad, info, beta, l2)
+        matrix = (X * info_w[:, None]).T @ X if info else None
+        return _penalise(ll, grad, matrix, beta, l2)
 
 
 def _penalise(ll, grad, info, beta, l2):
@@ -79,7 +80,8 @@ def _penalise(ll, grad, info, beta, l2):
         return ll, grad, info
     ll -= 0.5 * float(np.sum(l2 * beta * beta))
     grad = grad - l2 * beta
-    info = info + np.diag(l2)
+    if info is not None:
+        info = info + np.diag(l2)
     return ll, grad, info
 
 
@@ -188,7 +190,8 @@ class Categorical:
 
     def eta(self, X, beta, offset):
         B = beta.reshape(X.shape[1], self.K - 1, order="F")
-        return np.column_stack([np.zeros(X.shape[0]), X @ B]) + (offset[:, None] if np.ndim(offset) else 0)
+        eta = np.column_stack([np.zeros(X.shape[0]), X @ B])
+        return eta + offset[:, None] if np.ndim(offset) else eta
 
     def probabilities(self, eta):
         return np.exp(eta - logsumexp(eta, axis=1)[:, None])
@@ -199,7 +202,7 @@ class Categorical:
     def unit_deviance(self, y, eta):
         return -2.0 * self.loglik(y, eta)
 
-    def objective(self, X, y, beta, offset, weights, l2):
+    def objective(self, X, y, beta, offset, weights, l2, info: bool = True):
         n, p = X.shape
         eta = self.eta(X, beta, offset)
         P = self.probabilities(eta)
@@ -208,6 +211,8 @@ class Categorical:
         Y[np.arange(n), y] = 1.0
         R = (Y - P)[:, 1:] * weights[:, None]
         grad = (X.T @ R).ravel(order="F")
+        if not info:
+            return _penalise(ll, grad, None, beta, l2)
         k1 = self.K - 1
         info = np.empty((p * k1, p * k1))
         for a in range(k1):

@@ -141,9 +141,9 @@ def lbfgs(loss_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], beta0: np
         f, g = loss_grad(b)
         return f, g
 
-    def callback(intermediate):
-        history.append(2.0 * float(intermediate.fun))
-        on_progress(Step(len(history), max_iter, float(intermediate.fun)))
+    def callback(intermediate_result):  # scipy passes an OptimizeResult to this name
+        history.append(2.0 * float(intermediate_result.fun))
+        on_progress(Step(len(history), max_iter, float(intermediate_result.fun)))
 
     res = minimize(fun, beta0, jac=True, method="L-BFGS-B", callback=callback,
                    options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10, "maxcor": 20})

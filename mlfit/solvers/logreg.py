@@ -1,0 +1,336 @@
+"""Logistic regression, and softmax regression for more than two classes.
+
+Maximum likelihood by one of: Newton-Raphson (the default while the parameter count is
+moderate: few iterations, and standard errors from the information matrix), L-BFGS (the
+default beyond, where a p x p Hessian costs too much), or gradient descent as in the seeds
+(batch, minibatch, sgd; the loop shared with linreg).  Descent and L-BFGS run on standardized
+features; coefficients are always reported on the original scale, and --l2 always penalises
+(l2 / 2) * ||coef||^2 of the original-scale coefficients (scikit-learn's C = 1 / l2).
+Softmax uses the first class (in sorted order) as the reference with coefficients 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlfit.errors import DataError, FitError
+from mlfit.metrics import classification_metrics
+from mlfit.numerics import add_intercept, sigmoid
+from mlfit.result import FitResult, ProgressFn, no_progress
+from mlfit.solvers.descent import DescentConfig, descend
+from mlfit.solvers.family import Bernoulli, Categorical
+from mlfit.solvers.optimize import (Optimum, SingularInformation, cholesky, inverse_diagonal,
+                                    lbfgs, newton)
+from mlfit.solvers.separation import separating_column, separation_exists
+from mlfit.stats import z_table
+
+#: With --method auto, Newton up to this many parameters, L-BFGS beyond.
+NEWTON_MAX_PARAMS = 500
+EXTREME_ETA = 30.0
+
+
+@dataclass(frozen=True)
+class Config(DescentConfig):
+    method: str = "auto"  # auto | newton | lbfgs | batch | minibatch | sgd
+    max_iter: int = 100  # Newton and L-BFGS iterations
+    l2: float = 0.0
+    class_weight: str = "none"  # none | balanced
+    multiclass: bool = False  # softmax even for two classes
+    intercept: bool = True
+    holdout: float = 0.0
+    threshold: float = 0.5
+
+
+def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
+    """Class codes 0..K-1 and the sorted labels (numbers as numbers, text as text)."""
+    values = list(y)
+    numeric = all(isinstance(v, (int, float, np.floating, np.integer)) for v in values) or \
+        _all_numbers(values)
+    if numeric:
+        nums = np.array([float(v) for v in values])
+        labels = sorted(set(nums.tolist()))
+        labels = [int(v) if float(v).is_integer() else v for v in labels]
+        index = {float(v): i for i, v in enumerate(labels)}
+        codes = np.fromiter((index[v] for v in nums), dtype=np.int64, count=len(nums))
+    else:
+        labels = sorted({str(v) for v in values})
+        index = {v: i for i, v in enumerate(labels)}
+        codes = np.fromiter((index[str(v)] for v in values), dtype=np.int64, count=len(values))
+    if len(labels) < 2:
+        raise DataError(f"Target '{target}' has a single class ({labels[0]!r}); classification "
+                        "needs at least two.")
+    counts = np.bincount(codes, minlength=len(labels))
+    for k in np.flatnonzero(counts == 1):
+        row = int(np.flatnonzero(codes == k)[0]) + 1
+        raise DataError(f"Class {labels[k]!r} of target '{target}' has a single row (row {row}): "
+                        "a typo or a stray value? Fix or remove that row, or merge the class.")
+    return codes, labels
+
+
+def _all_numbers(values) -> bool:
+    try:
+        [float(v) for v in values]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def holdout_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split: about `fraction` of each class's rows held out (train, test indices)."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError("--holdout must be a fraction between 0 and 1.")
+    rng = np.random.default_rng(seed)
+    test = []
+    for k in np.unique(codes):
+        rows = np.flatnonzero(codes == k)
+        take = int(round(fraction * len(rows)))
+        take = min(max(take, 1), len(rows) - 1)
+        test.extend(rng.permutation(rows)[:take].tolist())
+    test = np.sort(np.array(test, dtype=np.int64))
+    train = np.setdiff1d(np.arange(len(codes)), test)
+    return train, test
+
+
+def _standardizer(X: np.ndarray, on: bool):
+    if not on:
+        return np.zeros(X.shape[1]), np.ones(X.shape[1])
+    m, s = X.mean(axis=0), X.std(axis=0)
+    return m, np.where(s > 0, s, 1.0)
+
+
+class _Problem:
+    """The (penalised) log-likelihood in a chosen parameterisation: flat beta over (p, K-1)."""
+
+    def __init__(self, X, codes, K, config, weights, standardize):
+        self.mean, self.scale = _standardizer(X, standardize)
+        Z = (X - self.mean) / self.scale
+        self.A = add_intercept(Z) if config.intercept else Z
+        self.p = self.A.shape[1]
+        self.K = K
+        self.softmax = K > 2 or config.multiclass
+        self.family = Categorical(K) if self.softmax else Bernoulli()
+        self.y = codes if self.softmax else codes.astype(float)
+        self.weights = weights
+        self.n_out = K - 1 if self.softmax else 1
+        pen = np.zeros((self.p, self.n_out))
+        if config.l2 > 0:
+            first = 1 if config.intercept else 0
+            pen[first:] = config.l2 * (self.scale**2)[:, None]  # original-scale penalty
+        self.pen = pen.ravel(order="F") if config.l2 > 0 else None
+        self.total_weight = float(weights.sum())
+
+    def objective(self, beta, rows=None, info=True):
+        A, y, w = (self.A, self.y, self.weights) if rows is None else \
+            (self.A[rows], self.y[rows], self.weights[rows])
+        pen = self.pen
+        if rows is not None and pen is not None:  # spread the penalty over the batches
+            pen = pen * (w.sum() / self.total_weight)
+        return self.family.objective(A, y, beta, 0.0 if self.softmax else np.zeros(len(y)), w,
+                                     pen, info=info)
+
+    def mean_loss(self, beta, rows=None):
+        """Mean penalised negative log-likelihood and its gradient (for descent and L-BFGS)."""
+        ll, g, _ = self.objective(beta, rows, info=False)
+        total = self.total_weight if rows is None else float(self.weights[rows].sum())
+        return -ll / total, -g / total
+
+    def to_original(self, beta: np.ndarray) -> np.ndarray:
+        """(p, K-1) coefficients on the original feature scale, intercept first."""
+        B = beta.reshape(self.p, self.n_out, order="F").copy()
+        first = 1 if self.A.shape[1] > len(self.scale) else 0
+        B[first:] /= self.scale[:, None]
+        if first:
+            B[0] -= self.mean @ B[1:]
+        return B
+
+
+def _choose(config: Config, n_params: int) -> str:
+    if config.method != "auto":
+        return config.method
+    return "newton" if n_params <= NEWTON_MAX_PARAMS else "lbfgs"
+
+
+def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None,
+        names=None, target: str = "y") -> FitResult:
+    """X: (n, p) without intercept; y: (n,) class labels (numbers or text)."""
+    start = time.perf_counter()
+    X = np.asarray(X, dtype=float)
+    codes_all, labels = encode_labels(np.asarray(y, dtype=object), target)
+    K = len(labels)
+    train = np.arange(len(codes_all))
+    test = None
+    if config.holdout:
+        train, test = holdout_split(codes_all, config.holdout, config.seed)
+    codes = codes_all[train]
+    Xt = X[train]
+    if len(np.unique(codes)) < K:
+        raise DataError("--holdout leaves a class out of the training rows; use a smaller fraction.")
+    weights = np.ones(len(codes))
+    if config.class_weight == "balanced":
+        counts = np.bincount(codes, minlength=K)
+        weights = len(codes) / (K * counts[codes])
+    n_params = (Xt.shape[1] + config.intercept) * (K - 1 if (K > 2 or config.multiclass) else 1)
+    method = _choose(config, n_params)
+    feature_names = list(names) if names is not None else [f"x{j + 1}" for j in range(X.shape[1])]
+    problem = _Problem(Xt, codes, K, config, weights, standardize=method != "newton")
+    labels_full = (["intercept"] if config.intercept else []) + feature_names
+    if not problem.softmax and config.l2 == 0:
+        cause = separating_column(add_intercept(Xt) if config.intercept else Xt, codes == 1,
+                                  labels_full, config.intercept)
+        if cause:
+            raise FitError(f"Perfect or quasi-complete separation: {cause} ({target} = "
+                           f"{labels[1]!r}). The maximum-likelihood estimates are infinite. Drop or "
+                           "merge that column, or use --l2.")
+    beta0 = np.zeros(problem.p * problem.n_out)
+    if config.intercept:  # start at the class frequencies
+        freq = np.bincount(codes, weights=weights, minlength=K) / weights.sum()
+        start_logits = np.log(freq[1:] / freq[0]) if problem.softmax else [np.log(freq[1] / freq[0])]
+        beta0[::problem.p] = start_logits
+    opt, convergence = _optimise(problem, method, beta0, config, labels_full, on_progress)
+    B = problem.to_original(opt.beta)
+    P_train = _probabilities(X[train], B, config.intercept, problem.softmax)
+    _check_separation(problem, opt, P_train, codes, config, target)
+    table = {"estimate": B.ravel(order="F")}
+    if method == "newton" and config.l2 == 0:
+        L, d = cholesky(opt.info)
+        se = np.sqrt(inverse_diagonal(L, d)).reshape(problem.p, problem.n_out, order="F")
+        table["std_error"] = se.ravel(order="F")
+        table.update(z_table(table["estimate"], table["std_error"]))
+    decide = _decider(config, problem.softmax)
+    metrics = classification_metrics(codes, P_train, labels, decide(P_train))
+    metrics["log_likelihood"] = float(np.sum(np.log(np.clip(
+        P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0))))
+    k = B.size
+    metrics["aic"] = -2 * metrics["log_likelihood"] + 2 * k
+    metrics["bic"] = -2 * metrics["log_likelihood"] + np.log(len(codes)) * k
+    if test is not None:
+        P_test = _probabilities(X[test], B, config.intercept, problem.softmax)
+        metrics["holdout"] = classification_metrics(codes_all[test], P_test, labels,
+                                                    decide(P_test))
+    warnings = []
+    if not convergence["converged"]:
+        warnings.append(f"{method} did not converge (after {convergence['iterations']} "
+                        "iterations). Raise --max-iter (Newton, L-BFGS) or --epochs (descent), or "
+                        "loosen --tol.")
+    params = {"classes": labels, "softmax": problem.softmax, "threshold": config.threshold,
+              "intercept": (B[0].tolist() if problem.softmax else float(B[0, 0]))
+              if config.intercept else None,
+              "coef": (B[1:] if config.intercept else B).tolist() if problem.softmax
+              else (B[1:, 0] if config.intercept else B[:, 0]).tolist()}
+    info = {"method": method, "classes": [str(c) for c in labels],
+            "model": "softmax" if problem.softmax else "logistic",
+            "reference_class": str(labels[0]) if problem.softmax else None,
+            "class_weight": config.class_weight, "fit_seconds": time.perf_counter() - start}
+    if config.l2 > 0:
+        info["l2"] = config.l2
+    if config.holdout:
+        info["holdout"] = config.holdout
+        info["seed"] = config.seed
+    return FitResult("logreg", params, table, metrics, convergence, warnings, info,
+                     _parameter_names(labels_full, labels, problem.softmax))
+
+
+def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]:
+    if not softmax:
+        return names
+    return [f"{name}[{label}]" for label in labels[1:] for name in names]
+
+
+def _optimise(problem: _Problem, method: str, beta0, config: Config, labels, on_progress):
+    if method == "newton":
+        try:
+            opt = newton(problem.objective, beta0, config.max_iter, min(config.tol, 1e-8),
+                         on_progress)
+        except SingularInformation as exc:
+            name = labels[exc.index % problem.p]
+            raise FitError(f"The Hessian is singular: '{name}' is constant, a linear combination "
+                           "of earlier columns, or separates the classes. Drop it, or use --l2.") from None
+        conv = opt.convergence("newton")
+        conv["final_loss"] = -opt.loglik / problem.total_weight
+        conv["gradient_norm"] /= problem.total_weight  # of the mean loss, as for other methods
+        conv["history"] = [h / (2 * problem.total_weight) for h in opt.history]
+        return opt, conv
+    if method == "lbfgs":
+        opt = lbfgs(problem.mean_loss, beta0, config.max_iter * 10, 1e-15, on_progress)
+        conv = opt.convergence("lbfgs")
+        conv["final_loss"] = -opt.loglik
+        conv["history"] = [h / 2 for h in opt.history]
+        return opt, conv
+    outcome = descend(problem.mean_loss, beta0, len(problem.y),
+                      DescentConfig(method, config.lr, config.batch_size, config.epochs,
+                                    config.tol, config.seed), on_progress)
+    opt = Optimum(outcome.w, -outcome.final_loss, np.zeros(0), None, outcome.iterations,
+                  outcome.converged)
+    return opt, outcome.convergence()
+
+
+def _check_separation(problem, opt, P, codes, config, target):
+    if config.l2 > 0:
+        return
+    n = len(codes)
+    p_true = P[np.arange(n), codes]
+    extreme = int(np.sum(p_true > 1 - 1e-12))
+    if extreme and (not opt.converged or extreme > 0.5 * n):
+        positive_sets = [codes == k for k in range(problem.K)] if problem.softmax else [codes == 1]
+        for positive in positive_sets:
+            if separation_exists(problem.A, positive):
+                raise FitError(f"Quasi-complete separation: the fitted probabilities of {extreme} "
+                               f"rows are 1 to machine precision and a combination of columns "
+                               f"separates the classes of '{target}', so the maximum-likelihood "
+                               "estimates are infinite. Drop the separating columns or use --l2.")
+
+
+def _probabilities(X, B, intercept, softmax) -> np.ndarray:
+    """(n, K) class probabilities from original-scale coefficients B: (p[+1], K-1)."""
+    eta = X @ B[1:] + B[0] if intercept else X @ B
+    if softmax:
+        return Categorical(B.shape[1] + 1).probabilities(np.column_stack([np.zeros(len(X)), eta]))
+    p1 = sigmoid(eta[:, 0])
+    return np.column_stack([sigmoid(-eta[:, 0]), p1])
+
+
+def _decider(config: Config, softmax: bool):
+    def decide(P):
+        if softmax or P.shape[1] > 2:
+            return np.argmax(P, axis=1)
+        return (P[:, 1] >= config.threshold).astype(np.int64)
+
+    return decide
+
+
+def _params_matrix(params: dict):
+    softmax = params["softmax"]
+    coef = np.asarray(params["coef"], dtype=float)
+    B = coef if softmax else coef[:, None]
+    if params.get("intercept") is not None:
+        B = np.vstack([np.atleast_1d(np.asarray(params["intercept"], dtype=float)), B])
+    return B, params.get("intercept") is not None, softmax
+
+
+def predict_proba(params: dict, X) -> np.ndarray:
+    """(n, K) class probabilities, columns in the order of params['classes']."""
+    B, intercept, softmax = _params_matrix(params)
+    return _probabilities(np.asarray(X, dtype=float), B, intercept, softmax)
+
+
+def predict(params: dict, X, threshold: float | None = None) -> np.ndarray:
+    """(n,) predicted class labels; threshold applies to binary models (P(second class))."""
+    P = predict_proba(params, X)
+    classes = np.array(params["classes"], dtype=object)
+    if P.shape[1] == 2 and not params["softmax"]:
+        cut = params.get("threshold", 0.5) if threshold is None else threshold
+        return classes[(P[:, 1] >= cut).astype(np.int64)]
+    return classes[np.argmax(P, axis=1)]
+
+
+def predict_columns(params: dict, X, proba: bool = False, threshold: float | None = None) -> dict:
+    """Columns for `mlfit predict`: the label, and p_<class> per class with --proba."""
+    out = {"prediction": predict(params, X, threshold)}
+    if proba:
+        P = predict_proba(params, X)
+        for k, label in enumerate(params["classes"]):
+            out[f"p_{label}"] = P[:, k]
+    return out

@@ -1,0 +1,356 @@
+"""The loader: every format and compression, stdin, column selection, and every input error
+reported as one clear line with exit code 3."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+
+import numpy as np
+import pandas as pd
+import pytest
+import zstandard
+
+from mlfit.cli import cli
+from mlfit.data import ChunkStream, Selection, load_dataset, read_table, resolve_columns
+from mlfit.errors import DataError
+
+FIT = ["normal-eq", "-y", "price", "--drop", "id", "--json", "--quiet"]
+
+COMPRESSORS = {
+    "": lambda b: b,
+    ".gz": gzip.compress,
+    ".bz2": bz2.compress,
+    ".xz": lzma.compress,
+    ".zst": lambda b: zstandard.ZstdCompressor().compress(b),
+}
+
+# (format, extension): "" means no extension, so the format must be sniffed from the bytes.
+FORMATS = [("csv", ".csv"), ("csv", ""), ("tsv", ".tsv"), ("tsv", ".tab"), ("tsv", ""),
+           ("parquet", ".parquet"), ("parquet", ""), ("jsonl", ".jsonl"), ("jsonl", ".ndjson"),
+           ("jsonl", "")]
+
+
+def encode(df: pd.DataFrame, fmt: str) -> bytes:
+    if fmt == "csv":
+        return df.to_csv(index=False).encode()
+    if fmt == "tsv":
+        return df.to_csv(index=False, sep="\t").encode()
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return buf.getvalue()
+    assert fmt == "jsonl"
+    return df.to_json(orient="records", lines=True).encode()
+
+
+def coefficients(stdout: str, strict_json) -> dict[str, float]:
+    return {k: v["estimate"] for k, v in strict_json(stdout)["coefficients"].items()}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, houses_base):
+    """Every format x compression of the same table, in one directory."""
+    d = tmp_path_factory.mktemp("formats")
+    for fmt, ext in FORMATS:
+        raw = encode(houses_base, fmt)
+        for suffix, compress in COMPRESSORS.items():
+            (d / f"houses_{fmt}{ext}{suffix}").write_bytes(compress(raw))
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference(houses_base):
+    """Least-squares coefficients of the table, by numpy, in mlfit's parameter order."""
+    df = houses_base
+    X = np.column_stack([np.ones(len(df)), df.area, df.rooms, df.district == "north",
+                         df.district == "south"]).astype(float)
+    beta, *_ = np.linalg.lstsq(X, df.price.to_numpy(float), rcond=None)
+    return dict(zip(["intercept", "area", "rooms", "district=north", "district=south"], beta))
+
+
+def assert_same_fit(coefs: dict, reference: dict) -> None:
+    assert list(coefs) == list(reference)
+    np.testing.assert_allclose(list(coefs.values()), list(reference.values()), rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize("compression", list(COMPRESSORS))
+@pytest.mark.parametrize(("fmt", "ext"), FORMATS)
+def test_every_format_and_compression_gives_the_same_fit(runner, data_dir, reference, strict_json,
+                                                         fmt, ext, compression):
+    path = data_dir / f"houses_{fmt}{ext}{compression}"
+    result = runner.invoke(cli, [FIT[0], str(path), *FIT[1:]])
+    assert result.exit_code == 0, result.stderr
+    assert_same_fit(coefficients(result.stdout, strict_json), reference)
+
+
+@pytest.mark.parametrize("compression", ["", ".gz", ".xz", ".zst"])
+@pytest.mark.parametrize(("fmt", "ext"), [("csv", ".csv"), ("tsv", ""), ("parquet", ".parquet"),
+                                          ("parquet", ""), ("jsonl", ".jsonl")])
+def test_chunked_fit_matches_in_memory_fit(runner, data_dir, reference, strict_json, fmt, ext,
+                                           compression):
+    path = data_dir / f"houses_{fmt}{ext}{compression}"
+    result = runner.invoke(cli, [FIT[0], str(path), *FIT[1:], "--chunk-rows", "7"])
+    assert result.exit_code == 0, result.stderr
+    assert_same_fit(coefficients(result.stdout, strict_json), reference)
+    assert strict_json(result.stdout)["data"]["rows_used"] == 30
+
+
+@pytest.mark.parametrize(("fmt", "ext"), FORMATS)
+def test_loaded_columns_equal_the_written_table(data_dir, houses_base, fmt, ext):
+    ds = load_dataset(str(data_dir / f"houses_{fmt}{ext}.gz"),
+                      Selection(target="price", drop=("id",)))
+    assert ds.target == "price"
+    assert ds.features == ["area", "rooms", "district"]
+    np.testing.assert_array_equal(ds.y, houses_base.price.to_numpy(float))
+    np.testing.assert_array_equal(ds.columns["area"], houses_base.area.to_numpy(float))
+    np.testing.assert_array_equal(ds.columns["rooms"], houses_base.rooms.to_numpy(float))
+    assert ds.columns["district"].tolist() == houses_base.district.tolist()
+
+
+def test_tsv_is_sniffed_by_tabs_not_by_extension(write_csv):
+    path = write_csv("a\tb\ty\n1\t2\t3\n2\t1\t5\n3\t5\t4\n4\t3\t9\n", name="table.txt")
+    ds = load_dataset(path, Selection())
+    assert ds.features == ["a", "b"]
+    np.testing.assert_array_equal(ds.y, [3, 5, 4, 9])
+
+
+# --------------------------------------------------------------------------- stdin
+
+
+@pytest.mark.parametrize("name", ["houses_csv.csv", "houses_parquet.parquet.zst"])
+def test_stdin_through_a_real_pipe(mlfit_proc, data_dir, reference, strict_json, name):
+    proc = mlfit_proc(*FIT[:1], "-", *FIT[1:], input=(data_dir / name).read_bytes())
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stderr == b""
+    out = strict_json(proc.stdout.decode())
+    assert out["data"]["source"] == "<stdin>"
+    assert_same_fit({k: v["estimate"] for k, v in out["coefficients"].items()}, reference)
+
+
+@pytest.mark.parametrize("name", ["houses_csv.csv", "houses_tsv.tsv", "houses_jsonl.jsonl.gz",
+                                  "houses_parquet.parquet.xz", "houses_csv.bz2"])
+def test_stdin_through_clirunner(runner, data_dir, reference, strict_json, name):
+    result = runner.invoke(cli, [FIT[0], "-", *FIT[1:]], input=(data_dir / name).read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert_same_fit(coefficients(result.stdout, strict_json), reference)
+
+
+def test_empty_stdin_is_an_error(runner, assert_error):
+    result = runner.invoke(cli, ["normal-eq", "-"], input=b"")
+    assert_error(result, 3, "standard input is empty")
+
+
+# --------------------------------------------------------------------------- choosing columns
+
+
+def fit_json(runner, strict_json, path, *args):
+    result = runner.invoke(cli, ["normal-eq", path, "--json", "--quiet", *args])
+    assert result.exit_code == 0, result.stderr
+    return strict_json(result.stdout)
+
+
+def test_target_defaults_to_the_last_column(runner, strict_json, houses_csv):
+    out = fit_json(runner, strict_json, houses_csv)
+    assert out["target"] == "price"
+    assert out["features"] == ["id", "area", "rooms", "district"]
+
+
+@pytest.mark.parametrize("flag", ["-y", "--target"])
+def test_target_option(runner, strict_json, houses_csv, flag):
+    out = fit_json(runner, strict_json, houses_csv, flag, "area")
+    assert out["target"] == "area"
+    assert out["features"] == ["id", "rooms", "district", "price"]
+
+
+@pytest.mark.parametrize("value", ["rooms,area", " rooms , area ", "rooms,area,"])
+@pytest.mark.parametrize("flag", ["-x", "--features"])
+def test_features_option_keeps_the_given_order(runner, strict_json, houses_csv, flag, value):
+    out = fit_json(runner, strict_json, houses_csv, flag, value)
+    assert out["features"] == ["rooms", "area"]
+    assert list(out["coefficients"]) == ["intercept", "rooms", "area"]
+
+
+def test_drop_option(runner, strict_json, houses_csv):
+    out = fit_json(runner, strict_json, houses_csv, "--drop", "id,rooms")
+    assert out["features"] == ["area", "district"]
+
+
+def test_drop_applies_to_features(runner, strict_json, houses_csv):
+    out = fit_json(runner, strict_json, houses_csv, "-x", "area,rooms,id", "--drop", "id")
+    assert out["features"] == ["area", "rooms"]
+
+
+def test_resolve_columns():
+    names = ["id", "a", "b", "y"]
+    assert resolve_columns(names, Selection(), "f") == ("y", ["id", "a", "b"])
+    assert resolve_columns(names, Selection(target="a", drop=("id",)), "f") == ("a", ["b", "y"])
+    assert resolve_columns(names, Selection(features=("b", "a")), "f") == ("y", ["b", "a"])
+    with pytest.raises(DataError, match="No feature columns"):
+        resolve_columns(names, Selection(drop=("id", "a", "b")), "f")
+
+
+def test_dropped_column_of_an_unsupported_type_is_never_read(runner, strict_json, write_csv):
+    path = write_csv("a,when,y\n1,2020-01-01,2\n2,2020-01-02,5\n3,2020-01-03,5\n4,2020-01-04,9\n")
+    out = fit_json(runner, strict_json, path, "--drop", "when")
+    assert out["features"] == ["a"]
+
+
+# --------------------------------------------------------------------------- missing values
+
+
+NA_CSV = "a,b,y\n1,2,3\n2,,5\n3,5,\n4,4,9\n5,1,11\n6,,\n7,3,8\n"
+
+
+def test_missing_values_are_an_error_naming_columns_and_counts(runner, assert_error, write_csv):
+    result = runner.invoke(cli, ["normal-eq", write_csv(NA_CSV)])
+    assert_error(result, 3, "missing values", "'b' (2 rows)", "'y' (2 rows)", "--na drop")
+
+
+def test_na_drop_drops_rows_and_reports_how_many(runner, strict_json, write_csv):
+    out = fit_json(runner, strict_json, write_csv(NA_CSV), "--na", "drop")
+    assert out["data"]["rows_read"] == 7
+    assert out["data"]["rows_dropped"] == 3
+    assert out["data"]["rows_used"] == 4
+    complete = write_csv("a,b,y\n1,2,3\n4,4,9\n5,1,11\n7,3,8\n", name="complete.csv")
+    expected = fit_json(runner, strict_json, complete)
+    np.testing.assert_allclose([v["estimate"] for v in out["coefficients"].values()],
+                               [v["estimate"] for v in expected["coefficients"].values()],
+                               rtol=1e-12)
+
+
+def test_na_drop_warns_on_stderr_unless_quiet(runner, write_csv):
+    path = write_csv(NA_CSV)
+    loud = runner.invoke(cli, ["normal-eq", path, "--na", "drop", "--json"])
+    assert loud.exit_code == 0
+    assert "Warning:" in loud.stderr and "dropped 3 row" in loud.stderr
+    quiet = runner.invoke(cli, ["normal-eq", path, "--na", "drop", "--json", "--quiet"])
+    assert quiet.exit_code == 0
+    assert quiet.stderr == ""
+
+
+def test_na_drop_in_a_text_column(runner, strict_json, write_csv):
+    path = write_csv("a,c,y\n1,u,3\n2,,5\n3,v,4\n4,u,9\n5,v,11\n6,u,8\n")
+    out = fit_json(runner, strict_json, path, "--na", "drop")
+    assert out["data"]["rows_dropped"] == 1
+    assert list(out["coefficients"]) == ["intercept", "a", "c=v"]
+
+
+# --------------------------------------------------------------------------- errors
+
+OK = "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9\n5,1,11\n"
+STRAY = "a,b,y\n" + "".join(f"{i},{'five' if i == 3 else i % 4},{2 * i}\n" for i in range(1, 12))
+
+# id, file contents (None: no file is written), extra arguments, words the message must contain
+ERRORS = [
+    ("missing file", None, [], ["not found", "nope.csv"]),
+    ("empty file", "", [], ["is empty", "header"]),
+    ("header only", "a,b,y\n", [], ["header", "no data rows"]),
+    ("unknown target", OK, ["-y", "yy"], ["'yy' not found", "did you mean 'y'", "columns: a, b, y"]),
+    ("unknown feature", OK, ["-x", "a,bb"], ["'bb' not found", "did you mean 'b'"]),
+    ("unknown drop", OK, ["--drop", "aa"], ["'aa' not found", "did you mean 'a'"]),
+    ("duplicate column", "a,b,a,y\n1,2,3,4\n2,3,4,5\n3,5,6,7\n4,1,1,1\n", [],
+     ["two columns named 'a'", "unique"]),
+    ("text target", "a,b,y\n1,2,3\n2,3,high\n3,5,7\n4,4,9\n5,1,11\n", [],
+     ["target column 'y'", "not numeric", "row 2 (line 3)", "'high'", "normal-eq"]),
+    ("inf feature", "a,b,y\n1,2,3\n2,3,5\n3,inf,7\n4,4,9\n5,1,11\n", [],
+     ["column 'b'", "infinite", "row 3 (line 4)"]),
+    ("-inf feature", "a,b,y\n1,2,3\n2,-inf,5\n3,5,7\n4,4,9\n5,1,11\n", [],
+     ["column 'b'", "infinite", "row 2 (line 3)"]),
+    ("overflowing target", "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9\n5,1,1e999\n", [],
+     ["column 'y'", "infinite", "row 5 (line 6)"]),
+    ("inf after dropped row", "a,b,y\n1,2,3\n2,,5\n3,4,7\n4,Infinity,9\n5,1,11\n6,2,3\n",
+     ["--na", "drop"], ["column 'b'", "infinite", "row 4 (line 5)"]),
+    ("too few rows", "a,b,y\n1,2,3\n2,3,5\n", [], ["2 usable rows", "3 parameters"]),
+    ("too few rows after drop", "a,b,y\n1,2,3\n2,,5\n3,5,7\n4,4,\n", ["--na", "drop"],
+     ["2 usable rows", "3 parameters"]),
+    ("every row missing", "a,b,y\n1,,3\n2,,5\n3,,7\n", ["--na", "drop"], ["every row"]),
+    ("short row", "a,b,y\n1,2,3\n2,3,5\n3,5\n4,4,9\n5,1,11\n", [],
+     ["line 4", "expected 3 fields, found 2"]),
+    ("long row", "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9,9\n5,1,11\n", [],
+     ["line 5", "expected 3 fields, found 4"]),
+    ("stray word in numbers", STRAY, [], ["column 'b'", "'five'", "row 3 (line 4)", "--na drop"]),
+    ("stray word, chunked", STRAY, ["--chunk-rows", "2"], ["column 'b'", "'five'", "row 3 (line 4)"]),
+    ("features include target", OK, ["-x", "a,y"], ["'y' is the target", "--features"]),
+    ("drop the target", OK, ["--drop", "y"], ["'y' is the target", "cannot be dropped"]),
+    ("drop the default target", OK, ["-y", "a", "--drop", "a,b"], ["'a' is the target"]),
+    ("no features left", OK, ["--drop", "a,b"], ["no feature columns"]),
+    ("date feature", "a,when,y\n1,2020-01-01,2\n2,2020-01-02,5\n3,2020-01-03,5\n", [],
+     ["column 'when'", "date", "--drop when"]),
+]
+
+
+@pytest.mark.parametrize(("contents", "args", "words"), [e[1:] for e in ERRORS],
+                         ids=[e[0] for e in ERRORS])
+def test_input_errors_are_one_clear_line(runner, assert_error, tmp_path, contents, args, words):
+    path = tmp_path / "nope.csv"
+    if contents is not None:
+        path.write_text(contents)
+    result = runner.invoke(cli, ["normal-eq", str(path), *args])
+    assert_error(result, 3, *words)
+
+
+@pytest.mark.parametrize("model", ["linreg", "normal-eq"])
+def test_errors_name_the_model(runner, assert_error, write_csv, model):
+    path = write_csv("a,b,y\n1,2,3\n2,3,high\n3,5,7\n4,4,9\n5,1,11\n")
+    assert_error(runner.invoke(cli, [model, path]), 3, "not numeric", model)
+
+
+def test_directory_is_an_error(runner, assert_error, tmp_path):
+    assert_error(runner.invoke(cli, ["normal-eq", str(tmp_path)]), 3, "directory")
+
+
+def test_a_stray_word_is_never_one_hot_encoded(write_csv):
+    with pytest.raises(DataError, match="'five'"):
+        load_dataset(write_csv(STRAY), Selection())
+
+
+def test_mostly_text_column_is_categorical(write_csv):
+    # Half the values are words: a real categorical column, even though some look like numbers.
+    path = write_csv("a,floor,y\n1,1,3\n2,2,5\n3,G,4\n4,B,9\n5,1,11\n6,G,8\n")
+    ds = load_dataset(path, Selection())
+    assert ds.columns["floor"].tolist() == ["1", "2", "G", "B", "1", "G"]
+
+
+def test_bad_json_line_names_its_line(runner, assert_error, write_csv):
+    rows = [f'{{"a": {i}, "b": {i % 3}, "y": {2 * i}}}' for i in range(6)]
+    rows[3] = '{"a": 3, "b":'
+    path = write_csv("\n".join(rows) + "\n", name="data.jsonl")
+    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "line 4", "json")
+
+
+def test_bad_json_line_number_beyond_the_first_block(runner, assert_error, write_csv):
+    rows = [f'{{"a": {i}, "b": {i % 7}, "y": {2 * i}}}' for i in range(60_000)]
+    rows[50_000] = "[1, 2, 3]"
+    path = write_csv("\n".join(rows) + "\n", name="data.ndjson")
+    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "line 50001", "not a json object")
+
+
+def test_parquet_inf_names_the_row(runner, assert_error, tmp_path):
+    path = tmp_path / "inf.parquet"
+    pd.DataFrame({"a": [1.0, 2, 3, 4], "b": [1.0, 2, np.inf, 3], "y": [1.0, 3, 2, 5]}).to_parquet(path)
+    assert_error(runner.invoke(cli, ["normal-eq", str(path)]), 3, "column 'b'", "infinite", "row 3")
+
+
+def test_read_table_names_a_missing_column_and_its_role(write_csv):
+    with pytest.raises(DataError, match=r"Column 'c' \(the model's feature\) not found"):
+        read_table(write_csv(OK), columns=["a", "c"], roles={"c": "the model's feature"})
+
+
+def test_read_table_keeps_text_columns_as_written(write_csv):
+    table = read_table(write_csv("id,a\n007,1\n010,2\n"), columns=["a"], text=("id",))
+    assert table.raw.column("id").to_pylist() == ["007", "010"]
+    np.testing.assert_array_equal(table.columns["a"], [1.0, 2.0])
+
+
+def test_chunk_stream_counts_rows_across_chunks(write_csv):
+    stream = ChunkStream(write_csv(NA_CSV), Selection(na="drop"), chunk_rows=2)
+    chunks = list(stream)
+    assert sum(c.n_rows for c in chunks) == 4
+    assert (stream.rows_read, stream.rows_dropped) == (7, 3)
+    assert list(stream) and stream.rows_read == 7  # re-iterable

@@ -1,0 +1,102 @@
+"""The documentation keeps up with the code: man pages, --help examples, README examples, CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from mlfit.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+COMMANDS = cli.list_commands(click.Context(cli, info_name="mlfit"))
+
+
+def _load_gen_man():
+    spec = importlib.util.spec_from_file_location("gen_man", ROOT / "scripts" / "gen_man.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen_man = _load_gen_man()
+
+
+def _readme() -> str:
+    if not README.exists():
+        pytest.skip("README.md does not exist yet")
+    return README.read_text()
+
+
+def _fenced_lines(markdown: str) -> list[str]:
+    """Every line inside ``` fences, stripped, without a leading '$ ' prompt."""
+    lines, inside = [], False
+    for raw in markdown.splitlines():
+        if raw.lstrip().startswith("```"):
+            inside = not inside
+            continue
+        if inside:
+            lines.append(raw.strip().removeprefix("$ "))
+    return lines
+
+
+def test_man_pages_are_up_to_date():
+    stale = gen_man.stale_pages()
+    assert not stale, f"stale man pages {stale}: run `python scripts/gen_man.py`"
+
+
+def test_every_command_has_a_man_page():
+    pages = gen_man.render_pages()
+    assert set(pages) == {"mlfit.1", *(f"mlfit-{name}.1" for name in COMMANDS)}
+    for name in COMMANDS:
+        text = pages[f"mlfit-{name}.1"]
+        for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "SEE ALSO"):
+            assert f".SH {section}\n" in text, f"mlfit-{name}.1 has no {section} section"
+        assert ".nf\nmlfit " in text, f"mlfit-{name}.1 lost the examples block"
+
+
+def test_gen_man_check_names_stale_pages(tmp_path, capsys):
+    assert gen_man.main(["--out-dir", str(tmp_path)]) == 0
+    assert gen_man.main(["--check", "--out-dir", str(tmp_path)]) == 0
+    page = tmp_path / "mlfit-normal-eq.1"
+    page.write_text(page.read_text() + '.\\" edited by hand\n')
+    (tmp_path / "mlfit-gone.1").write_text(".TH GONE 1\n")
+    capsys.readouterr()
+    assert gen_man.main(["--check", "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "mlfit-normal-eq.1" in err and "mlfit-gone.1" in err and "mlfit.1" not in err
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_has_an_example(runner, name):
+    result = runner.invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    examples = [ln for ln in result.output.splitlines() if ln.strip().startswith(f"mlfit {name} ")]
+    assert examples, f"`mlfit {name} --help` shows no example line starting with 'mlfit {name} '"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_readme_has_an_example(name):
+    lines = _fenced_lines(_readme())
+    assert any(ln.startswith(f"mlfit {name} ") for ln in lines), (
+        f"README.md has no fenced example line starting with 'mlfit {name} '"
+    )
+
+
+def test_ci_runs_the_readme_test_command():
+    commands = [ln for ln in _fenced_lines(_readme()) if re.search(r"\bpytest\b", ln)]
+    assert commands, "README.md shows no test command (a fenced line running pytest)"
+    ci = "\n".join(
+        ln
+        for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+        if not ln.lstrip().startswith("#")
+    )
+    for command in commands:
+        for step in command.split("&&"):
+            assert step.strip() in ci, (
+                f".ci/run does not run `{step.strip()}` from README's `{command}`"
+            )
