@@ -11,6 +11,7 @@ import difflib
 import io
 import lzma
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -191,11 +192,11 @@ def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
             return DataError(f"{src.name}, line {number}: expected {expected} fields, found {found}. "
                              "Fix or remove that row (quote fields that contain the delimiter).")
     if src.fmt == "jsonl":
-        bad = _find_bad_json_line(src)
+        changed = re.search(r"Column\(/([^/)]+)\) changed from (\w+) to (\w+)", text)
+        bad = _find_bad_json_line(src, changed.groups() if changed else None)
         if bad is not None:
             number, reason = bad
-            return DataError(f"{src.name}, line {number}: {reason}. Fix or remove that line (JSON "
-                             "Lines needs one object per line).")
+            return DataError(f"{src.name}, line {number}: {reason}.")
     if "Empty CSV file" in text:
         return DataError(f"File '{src.name}' is empty: it needs a header row and data rows.")
     return DataError(f"Cannot parse {src.name} as {src.fmt.upper()}: {text}")
@@ -221,23 +222,28 @@ def _find_bad_line(src: _Source):
     return found[0] if found else None
 
 
-def _find_bad_json_line(src: _Source):
-    """(line number, reason) of the first line that is not a JSON object; pyarrow's own row
-    numbers count from 0 within a block, so they cannot be shown."""
+def _find_bad_json_line(src: _Source, changed: tuple[str, str, str] | None = None):
+    """(line number, reason) of the first line that is not a JSON object, or, with changed =
+    (column, old kind, new kind) from pyarrow, whose column holds the new kind.  pyarrow's own
+    row numbers count from 0 within a block, so they cannot be shown."""
     number, rest = 0, b""
     with src.open() as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             *lines, rest = (rest + block).split(b"\n")
             for line in lines:
                 number += 1
-                reason = _json_line_problem(line)
+                reason = _json_line_problem(line, changed)
                 if reason:
                     return number, reason
-    reason = _json_line_problem(rest)
+    reason = _json_line_problem(rest, changed)
     return (number + 1, reason) if reason else None
 
 
-def _json_line_problem(line: bytes) -> str | None:
+_JSON_KINDS = {"string": (str,), "number": (int, float), "boolean": (bool,), "object": (dict,),
+               "array": (list,)}
+
+
+def _json_line_problem(line: bytes, changed: tuple[str, str, str] | None) -> str | None:
     import json
 
     if not line.strip():
@@ -245,8 +251,18 @@ def _json_line_problem(line: bytes) -> str | None:
     try:
         value = json.loads(line)
     except ValueError as exc:
-        return f"invalid JSON ({getattr(exc, 'msg', exc)})"
-    return None if isinstance(value, dict) else "not a JSON object"
+        return (f"invalid JSON ({getattr(exc, 'msg', exc)}). Fix or remove that line (JSON Lines "
+                "needs one object per line)")
+    if not isinstance(value, dict):
+        return "not a JSON object. Fix or remove that line (JSON Lines needs one object per line)"
+    if changed:
+        name, old, new = changed
+        v = value.get(name)
+        kinds = _JSON_KINDS.get(new, ())
+        if isinstance(v, kinds) and not (new == "number" and isinstance(v, bool)):
+            return (f"column '{name}' has the {new} {json.dumps(v)[:40]} but earlier lines have "
+                    f"{old}s. Give each column one type")
+    return None
 
 
 def _read_arrow_table(src: _Source, include: list[str] | None = None,
@@ -292,6 +308,13 @@ def _column_to_numpy(name: str, col, src_name: str) -> np.ndarray:
         return out
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
         return np.array(pc.cast(col, pa.string()).to_pylist(), dtype=object)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):  # how pyarrow reads bad UTF-8
+        for i, v in enumerate(col.to_pylist()):
+            try:
+                v is None or v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"Column '{name}' in {src_name} is not UTF-8 text (row {i + 1} has "
+                                f"{v[:40]!r}). Save the file as UTF-8.") from None
     raise DataError(f"Column '{name}' in {src_name} has type {t}; mlfit reads numbers, text and "
                     f"booleans. Convert it, or leave it out with --drop {name}.")
 
@@ -435,9 +458,7 @@ def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNam
     keep = None
     if counts:
         if na != "drop":
-            listed = ", ".join(f"'{n}' ({c} row{'s' if c > 1 else ''})" for n, c in counts.items())
-            raise DataError(f"Missing values in {src}: {listed}. Use --na drop to drop those rows, or "
-                            "fill them in.")
+            raise _MissingValues(src, counts)
         keep = ~np.logical_or.reduce([missing[n] for n in counts])
         rows_dropped = int(n_rows - keep.sum())
         cols = {n: v[keep] for n, v in cols.items()}
@@ -455,6 +476,16 @@ def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNam
                                 "fix or remove it.")
     notes = [f"dropped {rows_dropped} row(s) with missing values"] if rows_dropped else []
     return Dataset(src, target, features, cols, y, n_rows, rows_dropped, notes)
+
+
+class _MissingValues(DataError):
+    """Missing values under --na error; keeps the counts so a chunked read can total them."""
+
+    def __init__(self, src: str, counts: dict[str, int]):
+        self.counts = counts
+        listed = ", ".join(f"'{n}' ({c} row{'s' if c > 1 else ''})" for n, c in counts.items())
+        super().__init__(f"Missing values in {src}: {listed}. Use --na drop to drop those rows, or "
+                         "fill them in.")
 
 
 def _is_number(v) -> bool:
@@ -609,11 +640,22 @@ class ChunkStream:
         self.rows_read = 0
         self.rows_dropped = 0
         columns = [*self.features, self.target]
-        for batch in self._slices(columns):
+        batches = self._slices(columns)
+        for batch in batches:
             cols = {n: _column_to_numpy(n, batch.column(n), self.source) for n in columns}
             rows = _RowNames(self.rows_read, self._offset)
-            chunk = _validate(self.source, cols, self.target, self.features, self._na, "numeric",
-                              self._model, rows, batch.num_rows)
+            try:
+                chunk = _validate(self.source, cols, self.target, self.features, self._na,
+                                  "numeric", self._model, rows, batch.num_rows)
+            except _MissingValues as exc:
+                # Report the whole file's counts, not this chunk's.
+                totals = dict(exc.counts)
+                for rest in batches:
+                    for n in columns:
+                        count = int(_missing(_column_to_numpy(n, rest.column(n), self.source)).sum())
+                        totals[n] = totals.get(n, 0) + count
+                raise _MissingValues(self.source, {n: totals[n] for n in columns
+                                                   if totals.get(n)}) from None
             self.rows_read += batch.num_rows
             self.rows_dropped += chunk.rows_dropped
             if chunk.n_rows:

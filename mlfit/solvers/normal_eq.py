@@ -79,7 +79,32 @@ class _YMoments:
 
 
 def _qr_r(M: np.ndarray) -> np.ndarray:
-    return np.linalg.qr(M, mode="r")
+    """R of a Householder QR (LAPACK dgeqrf), computed in place when M is Fortran-ordered."""
+    from scipy.linalg.lapack import dgeqrf
+
+    qr, _, _, info = dgeqrf(np.asfortranarray(M), overwrite_a=1)
+    if info != 0:
+        raise FitError(f"QR factorisation failed (LAPACK info {info}).")
+    k = min(M.shape)
+    return np.triu(qr[:k])
+
+
+def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
+    """[top; 1 X y] as one Fortran-ordered array: the layout LAPACK works on without a copy."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    n, p = X.shape
+    first = 1 if intercept else 0
+    rows = 0 if top is None else top.shape[0]
+    M = np.empty((rows + n, first + p + 1), order="F")
+    if top is not None:
+        M[:rows] = top
+    if intercept:
+        M[rows:, 0] = 1.0
+    M[rows:, first:first + p] = X
+    M[rows:, -1] = y
+    return M
 
 
 def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
@@ -90,15 +115,17 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
     names: the p column names, used in warnings.
     """
     start = time.perf_counter()
-    A, A_lo = _design(X, X_lo, config.intercept)
     y = np.asarray(y, dtype=float)
     moments = _YMoments()
     moments.add(y)
-    n, p = A.shape
-    R_aug = _qr_r(np.column_stack([A, y]))
+    R_aug = _qr_r(_augmented(X, y, config.intercept))
+    n, p = len(y), R_aug.shape[1] - 1
     refine = config.refine if config.refine is not None else n * p <= REFINE_MAX_CELLS
-    result = _solve(R_aug, moments, config, (A, A_lo, y) if refine and config.l2 == 0 else None,
-                    names)
+    in_memory = None
+    if refine and config.l2 == 0:
+        A, A_lo = _design(X, X_lo, config.intercept)
+        in_memory = (A, A_lo, y)
+    result = _solve(R_aug, moments, config, in_memory, names)
     on_progress(Step(1, 1, result.metrics["rss"]))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
@@ -111,10 +138,9 @@ def fit_chunks(chunks: Iterable, config: Config = Config(),
     moments = _YMoments()
     rows = 0
     for i, (X, y) in enumerate(chunks, start=1):
-        A, _ = _design(X, None, config.intercept)
-        block = np.column_stack([A, np.asarray(y, dtype=float)])
-        R_aug = _qr_r(block if R_aug is None else np.vstack([R_aug, block]))
-        moments.add(np.asarray(y, dtype=float))
+        y = np.asarray(y, dtype=float)
+        R_aug = _qr_r(_augmented(X, y, config.intercept, R_aug))
+        moments.add(y)
         rows += len(y)
         on_progress(Step(i, 0, float(rows)))
     if R_aug is None:
