@@ -26,9 +26,15 @@ _COMPRESSION_EXT = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 _FORMAT_EXT = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
                ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 MAX_LEVELS = 1000
+#: CSV bytes parsed at a time when streaming: pyarrow's peak memory grows with it (about 120 MB
+#: at 1 MiB, 240 MB at 4 MiB, measured), while larger blocks barely parse faster.
+STREAM_BLOCK_BYTES = 1 << 20
 #: Above this many bytes on disk a chunked (one pass, bounded memory) fit is used automatically.
 AUTO_CHUNK_BYTES = 1 << 30
 DEFAULT_CHUNK_ROWS = 65_536
+#: A chunk never holds more than this many bytes of float64 values, whatever --chunk-rows says:
+#: each chunk is copied a few times on its way to the solver (arrow, numpy, design, solver).
+MAX_CHUNK_BYTES = 8 << 20
 
 
 @dataclass
@@ -191,6 +197,13 @@ def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
             number, found, expected = line
             return DataError(f"{src.name}, line {number}: expected {expected} fields, found {found}. "
                              "Fix or remove that row (quote fields that contain the delimiter).")
+    converting = re.search(r"In CSV column #(\d+): CSV conversion error to \w+: "
+                           r"invalid value '(.*)'", text)
+    if src.fmt in ("csv", "tsv") and converting:  # a chunked read fixed the column as numbers
+        found = _find_csv_value(src, int(converting.group(1)), converting.group(2))
+        if found is not None:
+            name, row = found
+            return DataError(_stray_word_message(name, src.name, row, converting.group(2)))
     if src.fmt == "jsonl":
         changed = re.search(r"Column\(/([^/)]+)\) changed from (\w+) to (\w+)", text)
         bad = _find_bad_json_line(src, changed.groups() if changed else None)
@@ -220,6 +233,30 @@ def _find_bad_line(src: _Source):
     except Exception:  # noqa: BLE001 - we only want what the handler saw
         pass
     return found[0] if found else None
+
+
+def _find_csv_value(src: _Source, index: int, value: str):
+    """(column name, 'row 12 (line 13)') of the first `value` in CSV column number `index`."""
+    import pyarrow.csv as pcsv
+
+    try:
+        read, parse, convert = _csv_options(src.fmt)
+        with src.open() as stream:
+            name = pcsv.open_csv(stream, read_options=read, parse_options=parse,
+                                 convert_options=convert).schema.names[index]
+        read, parse, convert = _csv_options(src.fmt, column_types={name: pa.string()},
+                                            include=[name])
+        base = 0
+        with src.open() as stream:
+            for batch in pcsv.open_csv(stream, read_options=read, parse_options=parse,
+                                       convert_options=convert):
+                hits = np.flatnonzero(np.array(batch.column(0).to_pylist(), dtype=object) == value)
+                if len(hits):
+                    return name, _RowNames(base, _line_offset(src.fmt))(int(hits[0]))
+                base += batch.num_rows
+    except (pa.ArrowInvalid, OSError, IndexError):
+        return None
+    return None
 
 
 def _find_bad_json_line(src: _Source, changed: tuple[str, str, str] | None = None):
@@ -510,12 +547,13 @@ class ChunkStream:
                  model: str = "this model"):
         self._src = _Source(path)
         self.source = self._src.name
-        self.chunk_rows = chunk_rows
         self._na = sel.na
         self._model = model
         names, self._arrow_types = self._schema()
         _check_header(names, self.source)
         self.target, self.features = resolve_columns(names, sel, self.source)
+        width = len(self.features) + 1
+        self.chunk_rows = max(1, min(chunk_rows, MAX_CHUNK_BYTES // (8 * width)))
         self._offset = _line_offset(self._src.fmt)
         self.rows_read = 0
         self.rows_dropped = 0
@@ -569,7 +607,7 @@ class ChunkStream:
                 import pyarrow.csv as pcsv
 
                 read, parse, convert = _csv_options(src.fmt, column_types=self._arrow_types,
-                                                    include=columns, block_size=4 << 20)
+                                                    include=columns, block_size=STREAM_BLOCK_BYTES)
                 with src.open() as stream:
                     yield from pcsv.open_csv(stream, read_options=read, parse_options=parse,
                                              convert_options=convert)
@@ -587,10 +625,22 @@ class ChunkStream:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise _explain_arrow_error(src, exc) from None
 
-    def _slices(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    def _slices(self, columns: list[str]) -> Iterator[pa.Table]:
+        """Tables of exactly chunk_rows rows (the last may be shorter), from the reader's blocks."""
+        pending: list[pa.RecordBatch] = []
+        rows = 0
         for batch in self._batches(columns):
-            for start in range(0, batch.num_rows, self.chunk_rows):
-                yield batch.slice(start, self.chunk_rows)
+            start = 0
+            while start < batch.num_rows:
+                take = min(batch.num_rows - start, self.chunk_rows - rows)
+                pending.append(batch.slice(start, take))
+                rows += take
+                start += take
+                if rows == self.chunk_rows:
+                    yield pa.Table.from_batches(pending)
+                    pending, rows = [], 0
+        if pending:
+            yield pa.Table.from_batches(pending)
 
     def levels(self, names: list[str]) -> dict[str, list[str]]:
         """Sorted distinct values of the given text columns, in one pass over the file."""
@@ -652,8 +702,8 @@ class ChunkStream:
                 totals = dict(exc.counts)
                 for rest in batches:
                     for n in columns:
-                        count = int(_missing(_column_to_numpy(n, rest.column(n), self.source)).sum())
-                        totals[n] = totals.get(n, 0) + count
+                        values = _column_to_numpy(n, rest.column(n), self.source)
+                        totals[n] = totals.get(n, 0) + int(_missing(values).sum())
                 raise _MissingValues(self.source, {n: totals[n] for n in columns
                                                    if totals.get(n)}) from None
             self.rows_read += batch.num_rows
