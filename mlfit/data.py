@@ -197,7 +197,7 @@ def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
             number, found, expected = line
             return DataError(f"{src.name}, line {number}: expected {expected} fields, found {found}. "
                              "Fix or remove that row (quote fields that contain the delimiter).")
-    converting = re.search(r"In CSV column #(\d+): CSV conversion error to \w+: "
+    converting = re.search(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to \w+: "
                            r"invalid value '(.*)'", text)
     if src.fmt in ("csv", "tsv") and converting:  # a chunked read fixed the column as numbers
         found = _find_csv_value(src, int(converting.group(1)), converting.group(2))
@@ -368,7 +368,7 @@ def _stray_words(present: list) -> list:
     """The non-numbers among distinct values that are otherwise numbers (at most 1 in 10)."""
     if len(present) < 3:
         return []
-    bad = [v for v in present if not _is_number(v)]
+    bad = [v for v in present if not is_number(v)]
     return bad if bad and len(bad) <= max(1, len(present) // 10) else []
 
 
@@ -485,7 +485,7 @@ def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNam
         try:
             y = np.array([np.nan if v is None else float(v) for v in y])
         except ValueError:
-            example = next(v for v in present if not _is_number(v))
+            example = next(v for v in present if not is_number(v))
             row = int(np.flatnonzero(y == example)[0])
             raise DataError(f"Target column '{target}' in {src} is not numeric ({rows(row)} has "
                             f"'{example}'); {model} needs a numeric target.") from None
@@ -525,7 +525,8 @@ class _MissingValues(DataError):
                          "fill them in.")
 
 
-def _is_number(v) -> bool:
+def is_number(v) -> bool:
+    """Whether float(v) works: a number, or text that spells one."""
     try:
         float(v)
     except (TypeError, ValueError):

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from mlfit.data import read_table, unknown_column_message
+from mlfit.data import is_number, read_table, unknown_column_message
 from mlfit.design import Design
 from mlfit.errors import DataError, ModelFileError
 from mlfit.files import atomic_write
@@ -27,12 +27,12 @@ def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
             try:
                 values = np.array([np.nan if v is None else float(v) for v in values])
             except ValueError:
-                row, bad = next((i, v) for i, v in enumerate(values) if not _is_number(v))
+                row, bad = next((i, v) for i, v in enumerate(values) if not is_number(v))
                 raise DataError(f"Column '{name}' in {table.source} must be numeric for this model "
                                 f"but row {row + 1} has '{bad}'.") from None
         if text_expected and values.dtype != object:
             # Text at fit time ('1', '2', 'G'), but only numbers here: match the levels by value.
-            by_value = {float(lv): lv for lv in reversed(design.levels[name]) if _is_number(lv)}
+            by_value = {float(lv): lv for lv in reversed(design.levels[name]) if is_number(lv)}
             values = np.array([None if np.isnan(v) else by_value.get(float(v), f"{v:g}")
                                for v in values], dtype=object)
         missing = (values == None) if values.dtype == object else np.isnan(values)  # noqa: E711
@@ -45,14 +45,6 @@ def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
             raise DataError(f"Column '{name}' in {table.source} has an infinite value at row {row}.")
         out[name] = values
     return out
-
-
-def _is_number(v) -> bool:
-    try:
-        float(v)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _numeric_column(table, name: str) -> np.ndarray:

@@ -90,6 +90,18 @@ _METRIC_LABELS = {
 }
 
 
+def _PipeAwareConsole():
+    """A stdout Console that lets BrokenPipeError reach the CLI (exit 141), where Rich's own
+    handler would exit 1 as if the fit had failed."""
+    from rich.console import Console
+
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return PipeAwareConsole()
+
+
 def _render_metrics(metrics: dict, console) -> None:
     """Scalar metrics as a two-column table; for classifiers also the confusion matrix and the
     per-class precision, recall and F1."""
@@ -135,7 +147,7 @@ def render(summary: dict, console=None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    console = console or _PipeAwareConsole()
     data = summary["data"]
     title = f"[bold]{summary['model']}[/bold]  {summary.get('description', '')}".rstrip()
     console.print(title)

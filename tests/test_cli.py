@@ -218,13 +218,12 @@ def test_traceback_flag_re_raises(runner, tmp_path):
 # --------------------------------------------------------------------------- pipes and startup
 
 
-def test_broken_pipe_is_quiet(tmp_path, write_csv):
+def test_broken_pipe_is_quiet(runner, tmp_path, write_csv):
     rows = [("x", "y")] + [(i, 2 * i + 1) for i in range(30_000)]
     data = write_csv(rows)
     model = tmp_path / "m.json"
-    fit = subprocess.run([sys.executable, "-m", "mlfit", "normal-eq", data, "-o", str(model),
-                          "--quiet"], capture_output=True)
-    assert fit.returncode == 0, fit.stderr
+    fit = runner.invoke(cli, ["normal-eq", data, "-o", str(model), "--quiet"])
+    assert fit.exit_code == 0, fit.stderr
     proc = subprocess.Popen([sys.executable, "-m", "mlfit", "predict", str(model), data],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.read(20).startswith(b"prediction\n")
@@ -235,14 +234,38 @@ def test_broken_pipe_is_quiet(tmp_path, write_csv):
     assert err == ""
 
 
+def run_with_reader_gone(*args) -> subprocess.CompletedProcess:
+    """mlfit with a stdout pipe whose reader has already closed: the first write fails (EPIPE)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "mlfit", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, check=False, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def test_broken_pipe_json_exits_141(houses_csv):
+    proc = run_with_reader_gone("normal-eq", houses_csv, "--json", "--quiet")
+    assert proc.stderr == b""
+    assert proc.returncode == 141
+
+
+def test_broken_pipe_report_exits_141(houses_csv):
+    proc = run_with_reader_gone("normal-eq", houses_csv, "--quiet")
+    assert proc.stderr == b""
+    assert proc.returncode == 141
+
+
 @pytest.mark.parametrize("code", ["import mlfit.cli",
-                                  "from mlfit.cli import cli\n"
-                                  "cli(['--help'], standalone_mode=False)"])
+                                  ("from mlfit.cli import cli\n"
+                                   "cli(['--help'], standalone_mode=False)")])
 def test_startup_does_not_import_heavy_modules(code):
     heavy = ("numpy", "pyarrow", "scipy", "rich", "pandas")
-    check = (f"import sys, io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+    check = ("import sys, io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
              + "".join(f"    {line}\n" for line in code.splitlines())
              + f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")
-    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -24,7 +24,7 @@ from mlfit.solvers.descent import DescentConfig, descend
 from mlfit.solvers.family import Bernoulli, Categorical
 from mlfit.solvers.optimize import (Optimum, SingularInformation, cholesky, inverse_diagonal,
                                     lbfgs, newton)
-from mlfit.solvers.separation import separating_column, separation_exists
+from mlfit.solvers.separation import ColumnSummary, separating_column, separation_exists
 from mlfit.stats import z_table
 
 #: With --method auto, Newton up to this many parameters, L-BFGS beyond.
@@ -47,8 +47,7 @@ class Config(DescentConfig):
 def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
     """Class codes 0..K-1 and the sorted labels (numbers as numbers, text as text)."""
     values = list(y)
-    numeric = all(isinstance(v, (int, float, np.floating, np.integer)) for v in values) or \
-        _all_numbers(values)
+    numeric = all(isinstance(v, (int, float, np.floating, np.integer)) for v in values)
     if numeric:
         nums = np.array([float(v) for v in values])
         labels = sorted(set(nums.tolist()))
@@ -68,14 +67,6 @@ def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
         raise DataError(f"Class {labels[k]!r} of target '{target}' has a single row (row {row}): "
                         "a typo or a stray value? Fix or remove that row, or merge the class.")
     return codes, labels
-
-
-def _all_numbers(values) -> bool:
-    try:
-        [float(v) for v in values]
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def holdout_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +109,7 @@ class _Problem:
         pen = np.zeros((self.p, self.n_out))
         if config.l2 > 0:
             first = 1 if config.intercept else 0
-            pen[first:] = config.l2 * (self.scale**2)[:, None]  # original-scale penalty
+            pen[first:] = config.l2 / (self.scale**2)[:, None]  # b_j = w_j / s_j on the original scale
         self.pen = pen.ravel(order="F") if config.l2 > 0 else None
         self.total_weight = float(weights.sum())
 
@@ -178,8 +169,9 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, 
     problem = _Problem(Xt, codes, K, config, weights, standardize=method != "newton")
     labels_full = (["intercept"] if config.intercept else []) + feature_names
     if not problem.softmax and config.l2 == 0:
-        cause = separating_column(add_intercept(Xt) if config.intercept else Xt, codes == 1,
-                                  labels_full, config.intercept)
+        columns = ColumnSummary()
+        columns.add(add_intercept(Xt) if config.intercept else Xt, codes == 1)
+        cause = separating_column(columns, labels_full, config.intercept)
         if cause:
             raise FitError(f"Perfect or quasi-complete separation: {cause} ({target} = "
                            f"{labels[1]!r}). The maximum-likelihood estimates are infinite. Drop or "

@@ -23,7 +23,8 @@ from mlfit.numerics import add_intercept, linear_predict
 from mlfit.result import FitResult, ProgressFn, no_progress
 from mlfit.solvers.family import family as get_family
 from mlfit.solvers.optimize import SingularInformation, cholesky, inverse_diagonal, newton
-from mlfit.solvers.separation import separating_column, separation_exists
+from mlfit.solvers.separation import (ColumnSummary, separating_column, separation_exists,
+                                     zero_count_column)
 from mlfit.stats import t_table, z_table
 
 #: |eta| beyond which a fitted probability is 0 or 1 to about 1e-13: a sign of separation.
@@ -96,13 +97,8 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
     p = stats["p"]
     labels = (["intercept"] if config.intercept else []) + (
         list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)])
-    if in_memory and fam.name == "bernoulli" and config.l2 == 0:
-        A, y = blocks[0][0], blocks[0][1]
-        cause = separating_column(A, y == 1, labels, config.intercept)
-        if cause:
-            raise FitError(f"Perfect or quasi-complete separation: {cause} ({target} = 1). The "
-                           "maximum-likelihood estimates are infinite. Drop or merge that column, "
-                           "or use --l2.")
+    if config.l2 == 0:
+        _check_single_columns(fam, stats["columns"], labels, config.intercept, target)
     pen = None
     if config.l2 > 0:
         pen = np.full(p, float(config.l2))
@@ -127,10 +123,29 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
     return result
 
 
+def _check_single_columns(fam, columns: ColumnSummary, labels, intercept, target) -> None:
+    """Before fitting: one column that alone makes an estimate infinite is named up front."""
+    if fam.name == "bernoulli":
+        cause = separating_column(columns, labels, intercept)
+        if cause:
+            raise FitError(f"Perfect or quasi-complete separation: {cause} ({target} = 1). The "
+                           "maximum-likelihood estimates are infinite. Drop or merge that column, "
+                           "or use --l2.")
+    if fam.name == "poisson":
+        name = zero_count_column(columns, labels, intercept)
+        if name:
+            raise FitError(f"Every row where '{name}' is non-zero has {target} = 0, so its "
+                           "coefficient goes to minus infinity (the maximum-likelihood estimate "
+                           "does not exist). Drop or merge that column, or use --l2.")
+
+
 def _scan(fam, blocks, target) -> dict:
-    """One pass: row count, parameter count, weighted mean of y and offset; checks y."""
+    """One pass: row count, parameter count, weighted mean of y and offset, the per-column
+    ranges of each class (for the single-column checks); checks y."""
     n, p, sw, swy, soff, y_min, y_max = 0, 0, 0.0, 0.0, 0.0, math.inf, -math.inf
+    columns = ColumnSummary()
     for A, y, offset, weights in blocks:
+        columns.add(A, y > 0)
         fam.check_y(y, target)
         n += len(y)
         p = A.shape[1]
@@ -147,12 +162,13 @@ def _scan(fam, blocks, target) -> dict:
                         "needs both 0 and 1.")
     if fam.name == "poisson" and y_max == 0:
         raise DataError(f"Target '{target}' is 0 in every row; a Poisson model needs some counts.")
-    return {"n": n, "p": p, "y_mean": swy / sw, "offset_mean": soff / n, "sum_w": sw}
+    return {"n": n, "p": p, "y_mean": swy / sw, "offset_mean": soff / n, "sum_w": sw,
+            "columns": columns}
 
 
 def _final_pass(fam, blocks, beta) -> dict:
     """Deviance, unscaled log-likelihood and boundary counts at the estimate."""
-    dev, ll, rss_w, extreme, vanishing = 0.0, 0.0, 0.0, 0, 0
+    dev, ll, extreme, vanishing = 0.0, 0.0, 0, 0
     for A, y, offset, weights in blocks:
         eta = A @ beta + offset
         dev += float(weights @ fam.unit_deviance(y, eta))

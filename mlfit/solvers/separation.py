@@ -11,26 +11,60 @@ from __future__ import annotations
 import numpy as np
 
 
-def separating_column(A: np.ndarray, positive: np.ndarray, names: list[str],
-                      intercept: bool) -> str | None:
-    """A sentence naming a column that alone (with the intercept) separates `positive` rows
-    from the others, or None.  A: (n, p) design with the intercept column first if any."""
+class ColumnSummary:
+    """Per-column ranges on each side of a row split, accumulated block by block.
+
+    positive: which rows are "in" (y = 1 for a logistic model, y > 0 for a Poisson model).
+    Enough to find a single column that alone makes the maximum-likelihood estimate infinite.
+    """
+
+    def __init__(self):
+        self.blocks = 0
+
+    def add(self, A: np.ndarray, positive: np.ndarray) -> None:
+        parts = []
+        for rows in (positive, ~positive):
+            X = A[rows]
+            if len(X):
+                parts.append((X.min(axis=0), X.max(axis=0), np.count_nonzero(X, axis=0)))
+            else:
+                p = A.shape[1]
+                parts.append((np.full(p, np.inf), np.full(p, -np.inf), np.zeros(p, dtype=int)))
+        if self.blocks == 0:
+            (self.pos_min, self.pos_max, self.pos_nz), (self.neg_min, self.neg_max, self.neg_nz) = parts
+        else:
+            (a, b, c), (d, e, f) = parts
+            self.pos_min, self.pos_max = np.minimum(self.pos_min, a), np.maximum(self.pos_max, b)
+            self.neg_min, self.neg_max = np.minimum(self.neg_min, d), np.maximum(self.neg_max, e)
+            self.pos_nz, self.neg_nz = self.pos_nz + c, self.neg_nz + f
+        self.blocks += 1
+
+
+def separating_column(s: ColumnSummary, names: list[str], intercept: bool) -> str | None:
+    """Logistic model: a sentence naming a column that alone (with the intercept) separates
+    the positive rows from the others, or None."""
     start = 1 if intercept else 0
-    for j in range(start, A.shape[1]):
-        x = A[:, j]
-        pos, neg = x[positive], x[~positive]
-        if len(pos) == 0 or len(neg) == 0:
-            return None
-        if intercept and pos.min() >= neg.max():
-            return f"every row with {names[j]} >= {pos.min():g} is in the class and none below it"
-        if intercept and pos.max() <= neg.min():
-            return f"every row with {names[j]} <= {pos.max():g} is in the class and none above it"
-        nonzero = x != 0
+    for j in range(start, len(names)):
+        if intercept and s.pos_min[j] >= s.neg_max[j]:
+            return f"every row with {names[j]} >= {s.pos_min[j]:g} is in the class and none below it"
+        if intercept and s.pos_max[j] <= s.neg_min[j]:
+            return f"every row with {names[j]} <= {s.pos_max[j]:g} is in the class and none above it"
         # One-sided: where the column is non-zero (a dummy column's level), one class only.
-        if nonzero.any() and (~nonzero).any():
-            if np.all(positive[nonzero]) or not np.any(positive[nonzero]):
-                which = "in" if np.all(positive[nonzero]) else "outside"
-                return f"every row where {names[j]} is non-zero is {which} the class"
+        one_signed_pos = s.pos_min[j] >= 0 or s.pos_max[j] <= 0
+        one_signed_neg = s.neg_min[j] >= 0 or s.neg_max[j] <= 0
+        if s.neg_nz[j] == 0 and s.pos_nz[j] > 0 and one_signed_pos:
+            return f"every row where {names[j]} is non-zero is in the class"
+        if s.pos_nz[j] == 0 and s.neg_nz[j] > 0 and one_signed_neg:
+            return f"every row where {names[j]} is non-zero is outside the class"
+    return None
+
+
+def zero_count_column(s: ColumnSummary, names: list[str], intercept: bool) -> str | None:
+    """Poisson model (positive = rows with a count > 0): a column that is zero on every row
+    with a count and single-signed elsewhere drives its coefficient to minus infinity."""
+    for j in range(1 if intercept else 0, len(names)):
+        if s.pos_nz[j] == 0 and s.neg_nz[j] > 0 and (s.neg_min[j] >= 0 or s.neg_max[j] <= 0):
+            return names[j]
     return None
 
 
