@@ -127,18 +127,22 @@ def mlfit_command() -> list[str]:
 
 
 def wall_time(cmd: list[str]) -> float:
+    """Seconds of one run of cmd, stdout discarded (also used by bench_glm.py)."""
     start = time.perf_counter()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
+def median_times(fns: dict, repeat: int) -> dict:
+    """{name: median seconds of fn()}, the contenders taking turns so that a burst of other
+    work on the machine hits them alike."""
+    times = {name: [] for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def max_rel_diff(a, b) -> float:
@@ -180,13 +184,13 @@ def end_to_end(path: Path, repeat: int = 3) -> dict:
     warm_page_cache(path)
     mlfit = [*mlfit_command(), "normal-eq", str(path), "--json", "-q"]
     sklearn = [sys.executable, "-c", SKLEARN_PIPELINE, str(path)]
-    t_mlfit = statistics.median(wall_time(mlfit) for _ in range(repeat))
-    t_sklearn = statistics.median(wall_time(sklearn) for _ in range(repeat))
+    t = median_times(
+        {"mlfit": lambda: wall_time(mlfit), "sklearn": lambda: wall_time(sklearn)}, repeat
+    )
     summary = json.loads(subprocess.run(mlfit, capture_output=True, text=True, check=True).stdout)
     return {
-        "mlfit": t_mlfit,
-        "sklearn": t_sklearn,
-        "ratio": t_mlfit / t_sklearn,
+        **t,
+        "ratio": t["mlfit"] / t["sklearn"],
         "cli_coef": coefficients(summary),
         "cli_timing": summary.get("timing", {}),
     }
@@ -210,15 +214,18 @@ def fit_only(path: Path, repeat: int = 5) -> dict:
     b_mlfit = np.array([res.params["intercept"], *res.params["coef"]])
     b_sklearn = np.array([sk.intercept_, *sk.coef_])
 
-    t_mlfit = median_time(lambda: normal_eq.fit(X, y, normal_eq.Config()), repeat)
-    t_sklearn = median_time(lambda: sklearn.linear_model.LinearRegression().fit(X, y), repeat)
-    t_sm = median_time(lambda: sm.OLS(y, X1).fit(), repeat)
+    t = median_times(
+        {
+            "mlfit": lambda: normal_eq.fit(X, y, normal_eq.Config()),
+            "sklearn": lambda: sklearn.linear_model.LinearRegression().fit(X, y),
+            "statsmodels": lambda: sm.OLS(y, X1).fit(),
+        },
+        repeat,
+    )
     return {
-        "mlfit": t_mlfit,
-        "sklearn": t_sklearn,
-        "statsmodels": t_sm,
-        "ratio_sklearn": t_mlfit / t_sklearn,
-        "ratio_statsmodels": t_mlfit / t_sm,
+        **t,
+        "ratio_sklearn": t["mlfit"] / t["sklearn"],
+        "ratio_statsmodels": t["mlfit"] / t["statsmodels"],
         "diff_sklearn": max_rel_diff(b_mlfit, b_sklearn),
         "diff_statsmodels": max_rel_diff(b_mlfit, ols.params),
         "method": res.info.get("method"),

@@ -13,8 +13,8 @@ import lzma
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -126,8 +126,7 @@ class _Source:
     def _detect_format(self) -> str:
         base = self.path.lower()
         for ext in _COMPRESSION_EXT:
-            if base.endswith(ext):
-                base = base[: -len(ext)]
+            base = base.removesuffix(ext)
         for ext, fmt in _FORMAT_EXT.items():
             if base.endswith(ext):
                 return fmt
@@ -230,7 +229,7 @@ def _find_bad_line(src: _Source):
     try:
         with src.open() as stream:
             pcsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-    except Exception:  # noqa: BLE001 - we only want what the handler saw
+    except Exception:  # noqa: BLE001, S110 - we only want what the handler saw
         pass
     return found[0] if found else None
 
@@ -340,7 +339,7 @@ def _column_to_numpy(name: str, col, src_name: str) -> np.ndarray:
         return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
     if pa.types.is_boolean(t):
         out = np.array(col.to_pylist(), dtype=object)
-        mask = out != None  # noqa: E711 - elementwise
+        mask = out != None
         out[mask] = np.where(out[mask].astype(bool), "true", "false")
         return out
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
@@ -471,7 +470,7 @@ def load_dataset(path: str, sel: Selection, target_kind: str = "numeric",
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
-    return values == None if values.dtype == object else np.isnan(values)  # noqa: E711
+    return values == None if values.dtype == object else np.isnan(values)
 
 
 def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNames,
@@ -481,7 +480,7 @@ def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNam
             _reject_numeric_looking_text(name, cols[name], src, rows)
     y = cols.pop(target)
     if target_kind == "numeric" and y.dtype == object:
-        present = y[y != None]  # noqa: E711
+        present = y[y != None]
         try:
             y = np.array([np.nan if v is None else float(v) for v in y])
         except ValueError:

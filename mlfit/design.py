@@ -96,7 +96,7 @@ class Design:
                 "monomials": [list(m) for m in self.monomials], "names": self.names}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Design":
+    def from_dict(cls, d: dict) -> Design:
         return cls(list(d["features"]), {k: list(v) for k, v in d["levels"].items()},
                    dict(d["dropped_level"]), int(d["poly"]),
                    [tuple(m) for m in d["monomials"]])

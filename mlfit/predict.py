@@ -35,7 +35,7 @@ def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
             by_value = {float(lv): lv for lv in reversed(design.levels[name]) if is_number(lv)}
             values = np.array([None if np.isnan(v) else by_value.get(float(v), f"{v:g}")
                                for v in values], dtype=object)
-        missing = (values == None) if values.dtype == object else np.isnan(values)  # noqa: E711
+        missing = (values == None) if values.dtype == object else np.isnan(values)
         if missing.any():
             raise DataError(f"Column '{name}' in {table.source} has {int(missing.sum())} missing "
                             f"value(s) (first at row {int(np.flatnonzero(missing)[0]) + 1}); the "

@@ -9,7 +9,7 @@ import contextlib
 import json
 import math
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from mlfit.result import ProgressFn, Step, json_safe, no_progress
 
@@ -143,7 +143,6 @@ def _render_metrics(metrics: dict, console) -> None:
 
 def render(summary: dict, console=None) -> None:
     """The human report on stdout, drawn from the same summary dict as the JSON."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 

@@ -90,7 +90,7 @@ def mlfit_proc():
         env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
         env.pop("MLFIT_TRACEBACK", None)
         return subprocess.run([sys.executable, "-m", "mlfit", *map(str, args)], input=input,
-                              capture_output=True, cwd=cwd, timeout=timeout, env=env)
+                              capture_output=True, cwd=cwd, check=False, timeout=timeout, env=env)
 
     return run
 

@@ -207,13 +207,17 @@ def test_dropped_column_of_an_unsupported_type_is_never_read(runner, strict_json
 NA_CSV = "a,b,y\n1,2,3\n2,,5\n3,5,\n4,4,9\n5,1,11\n6,,\n7,3,8\n"
 
 
-def test_missing_values_are_an_error_naming_columns_and_counts(runner, assert_error, write_csv):
-    result = runner.invoke(cli, ["normal-eq", write_csv(NA_CSV)])
+@pytest.mark.parametrize("chunks", [[], ["--chunk-rows", "2"]], ids=["in-memory", "chunked"])
+def test_missing_values_are_an_error_naming_columns_and_counts(runner, assert_error, write_csv,
+                                                               chunks):
+    # chunked: the counts are the whole file's, not the first chunk's
+    result = runner.invoke(cli, ["normal-eq", write_csv(NA_CSV), *chunks])
     assert_error(result, 3, "missing values", "'b' (2 rows)", "'y' (2 rows)", "--na drop")
 
 
-def test_na_drop_drops_rows_and_reports_how_many(runner, strict_json, write_csv):
-    out = fit_json(runner, strict_json, write_csv(NA_CSV), "--na", "drop")
+@pytest.mark.parametrize("chunks", [[], ["--chunk-rows", "2"]], ids=["in-memory", "chunked"])
+def test_na_drop_drops_rows_and_reports_how_many(runner, strict_json, write_csv, chunks):
+    out = fit_json(runner, strict_json, write_csv(NA_CSV), "--na", "drop", *chunks)
     assert out["data"]["rows_read"] == 7
     assert out["data"]["rows_dropped"] == 3
     assert out["data"]["rows_used"] == 4
@@ -251,7 +255,8 @@ ERRORS = [
     ("missing file", None, [], ["not found", "nope.csv"]),
     ("empty file", "", [], ["is empty", "header"]),
     ("header only", "a,b,y\n", [], ["header", "no data rows"]),
-    ("unknown target", OK, ["-y", "yy"], ["'yy' not found", "did you mean 'y'", "columns: a, b, y"]),
+    ("unknown target", OK, ["-y", "yy"],
+     ["'yy' not found", "did you mean 'y'", "columns: a, b, y"]),
     ("unknown feature", OK, ["-x", "a,bb"], ["'bb' not found", "did you mean 'b'"]),
     ("unknown drop", OK, ["--drop", "aa"], ["'aa' not found", "did you mean 'a'"]),
     ("duplicate column", "a,b,a,y\n1,2,3,4\n2,3,4,5\n3,5,6,7\n4,1,1,1\n", [],
@@ -275,7 +280,8 @@ ERRORS = [
     ("long row", "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9,9\n5,1,11\n", [],
      ["line 5", "expected 3 fields, found 4"]),
     ("stray word in numbers", STRAY, [], ["column 'b'", "'five'", "row 3 (line 4)", "--na drop"]),
-    ("stray word, chunked", STRAY, ["--chunk-rows", "2"], ["column 'b'", "'five'", "row 3 (line 4)"]),
+    ("stray word, chunked", STRAY, ["--chunk-rows", "2"],
+     ["column 'b'", "'five'", "row 3 (line 4)"]),
     ("features include target", OK, ["-x", "a,y"], ["'y' is the target", "--features"]),
     ("drop the target", OK, ["--drop", "y"], ["'y' is the target", "cannot be dropped"]),
     ("drop the default target", OK, ["-y", "a", "--drop", "a,b"], ["'a' is the target"]),
@@ -305,6 +311,16 @@ def test_directory_is_an_error(runner, assert_error, tmp_path):
     assert_error(runner.invoke(cli, ["normal-eq", str(tmp_path)]), 3, "directory")
 
 
+def test_stray_word_after_the_first_block_of_a_chunked_read(runner, assert_error, write_csv):
+    # The chunked CSV reader fixes column types from its first 4 MiB block; a word after that
+    # must still be reported with its column and row.
+    lines = [f"{i},{i % 7},{2 * i}" for i in range(360_000)]
+    lines[350_000] = "350000,five,1"
+    path = write_csv("a,b,y\n" + "\n".join(lines) + "\n")
+    result = runner.invoke(cli, ["normal-eq", path, "--chunk-rows", "100000"])
+    assert_error(result, 3, "column 'b'", "'five'", "row 350001 (line 350002)")
+
+
 def test_a_stray_word_is_never_one_hot_encoded(write_csv):
     with pytest.raises(DataError, match="'five'"):
         load_dataset(write_csv(STRAY), Selection())
@@ -331,9 +347,32 @@ def test_bad_json_line_number_beyond_the_first_block(runner, assert_error, write
     assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "line 50001", "not a json object")
 
 
+def test_json_column_changing_type_names_its_line(runner, assert_error, write_csv):
+    path = write_csv('{"a": 1, "y": 2}\n{"a": 2, "y": 3}\n{"a": "x", "y": 3}\n{"a": 4, "y": 1}\n',
+                     name="data.jsonl")
+    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "line 3", "column 'a'", '"x"',
+                 "numbers")
+
+
+@pytest.mark.parametrize(("name", "contents", "words"), [
+    ("latin1.csv", b"a,b,y\n1,caf\xe9,3\n2,x,5\n3,y,6\n4,x,7\n", ["column 'b'", "not utf-8",
+                                                                 "row 1"]),
+    ("garbage.parquet", b"this is not parquet\n", ["cannot parse", "parquet"]),
+    ("truncated.csv.gz", gzip.compress(b"a,y\n" + b"".join(b"%d,%d\n" % (i, i * i % 97)
+                                                            for i in range(2000)))[:500],
+     ["cannot parse", "truncated.csv.gz"]),
+    ("fake.csv.gz", b"\x1f\x8bnot gzip at all", ["cannot parse", "fake.csv.gz"]),
+    ("nested.jsonl", b'{"a": [1, 2], "y": 1}\n{"a": [3], "y": 2}\n', ["column 'a'", "list",
+                                                                       "--drop a"]),
+], ids=lambda v: v if isinstance(v, str) and "." in v else "")
+def test_unreadable_contents(runner, assert_error, write_csv, name, contents, words):
+    assert_error(runner.invoke(cli, ["normal-eq", write_csv(contents, name=name)]), 3, *words)
+
+
 def test_parquet_inf_names_the_row(runner, assert_error, tmp_path):
     path = tmp_path / "inf.parquet"
-    pd.DataFrame({"a": [1.0, 2, 3, 4], "b": [1.0, 2, np.inf, 3], "y": [1.0, 3, 2, 5]}).to_parquet(path)
+    df = pd.DataFrame({"a": [1.0, 2, 3, 4], "b": [1.0, 2, np.inf, 3], "y": [1.0, 3, 2, 5]})
+    df.to_parquet(path)
     assert_error(runner.invoke(cli, ["normal-eq", str(path)]), 3, "column 'b'", "infinite", "row 3")
 
 

@@ -121,7 +121,7 @@ def test_levels_given_for_a_chunked_fit():
                                     levels={"c": ["a", "b"]})
     assert warnings == []
     assert design.names == ["x", "c=b", "x^2"]
-    X, lo = design.transform({"x": num(3, 4), "c": text("b", "a")})
+    X, _ = design.transform({"x": num(3, 4), "c": text("b", "a")})
     np.testing.assert_array_equal(X, [[3, 1, 9], [4, 0, 16]])
 
 

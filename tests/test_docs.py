@@ -90,7 +90,7 @@ def test_readme_has_an_example(name):
 def _quick_start_commands() -> list[str]:
     """The command lines of the first two ```sh blocks after '## Quick start', as .ci/run reads them."""
     text = _readme().split("## Quick start", 1)[1]
-    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)[:2]
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL)[:2]
     return [ln for block in blocks for ln in block.splitlines() if ln.strip()]
 
 

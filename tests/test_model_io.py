@@ -67,7 +67,9 @@ def test_model_file_records_poly_terms(model_path, strict_json):
 
 def test_model_coefficients_equal_the_reported_ones(runner, houses_csv, tmp_path, strict_json):
     path = tmp_path / "m.json"
-    result = runner.invoke(cli, ["normal-eq", houses_csv, "--drop", "id", "-o", str(path), "--json"])
+    result = runner.invoke(cli, ["normal-eq", houses_csv, "--drop", "id", "-o", str(path),
+                                 "--json"])
+    assert result.exit_code == 0, result.stderr
     reported = [c["estimate"] for c in strict_json(result.stdout)["coefficients"].values()]
     params = strict_json(path.read_text())["params"]
     assert [params["intercept"], *params["coef"]] == reported
@@ -218,10 +220,9 @@ def test_predict_failure_leaves_the_old_output_alone(runner, assert_error, model
 def test_atomic_write_removes_its_temporary_file_on_error(tmp_path):
     path = tmp_path / "out.txt"
     path.write_text("before")
-    with pytest.raises(RuntimeError):
-        with atomic_write(str(path)) as f:
-            f.write("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_write(str(path)) as f:
+        f.write("half")
+        raise RuntimeError("interrupted")
     assert path.read_text() == "before"
     assert os.listdir(tmp_path) == ["out.txt"]
 

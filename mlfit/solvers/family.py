@@ -59,6 +59,11 @@ class ScalarFamily:
     def start_mu(self, y):
         return y
 
+    def saturated_loglik(self, y):
+        """Per-row log-likelihood of the saturated model, from deviance = 2 (ll_sat - ll)."""
+        eta = np.zeros_like(y)
+        return self.loglik(y, eta) + 0.5 * self.unit_deviance(y, eta)
+
     def objective(self, X, y, beta, offset, weights, l2, info: bool = True):
         """(log-likelihood, gradient, information or None when info=False)."""
         eta = X @ beta + offset

@@ -43,7 +43,7 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
     start = time.perf_counter()
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
-    n, p = X.shape
+    n = X.shape[0]
     mx, sx, my, sy = _standardizer(X, y, config)
     Z = (X - mx) / sx
     if config.intercept:

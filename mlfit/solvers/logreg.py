@@ -22,13 +22,21 @@ from mlfit.numerics import add_intercept, sigmoid
 from mlfit.result import FitResult, ProgressFn, no_progress
 from mlfit.solvers.descent import DescentConfig, descend
 from mlfit.solvers.family import Bernoulli, Categorical
-from mlfit.solvers.optimize import (Optimum, SingularInformation, cholesky, inverse_diagonal,
-                                    lbfgs, newton)
+from mlfit.solvers.optimize import (
+    Optimum,
+    SingularInformation,
+    cholesky,
+    inverse_diagonal,
+    lbfgs,
+    newton,
+)
 from mlfit.solvers.separation import ColumnSummary, separating_column, separation_exists
 from mlfit.stats import z_table
 
 #: With --method auto, Newton up to this many parameters, L-BFGS beyond.
 NEWTON_MAX_PARAMS = 500
+#: Newton's stopping tolerance (on the decrement relative to the deviance); --tol is for descent.
+NEWTON_TOL = 1e-12
 EXTREME_ETA = 30.0
 
 
@@ -77,7 +85,7 @@ def holdout_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
     test = []
     for k in np.unique(codes):
         rows = np.flatnonzero(codes == k)
-        take = int(round(fraction * len(rows)))
+        take = round(fraction * len(rows))
         take = min(max(take, 1), len(rows) - 1)
         test.extend(rng.permutation(rows)[:take].tolist())
     test = np.sort(np.array(test, dtype=np.int64))
@@ -234,7 +242,7 @@ def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]
 def _optimise(problem: _Problem, method: str, beta0, config: Config, labels, on_progress):
     if method == "newton":
         try:
-            opt = newton(problem.objective, beta0, config.max_iter, min(config.tol, 1e-8),
+            opt = newton(problem.objective, beta0, config.max_iter, min(config.tol, NEWTON_TOL),
                          on_progress)
         except SingularInformation as exc:
             name = labels[exc.index % problem.p]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -23,19 +23,26 @@ from mlfit.numerics import add_intercept, linear_predict
 from mlfit.result import FitResult, ProgressFn, no_progress
 from mlfit.solvers.family import family as get_family
 from mlfit.solvers.optimize import SingularInformation, cholesky, inverse_diagonal, newton
-from mlfit.solvers.separation import (ColumnSummary, separating_column, separation_exists,
-                                     zero_count_column)
+from mlfit.solvers.separation import (
+    ColumnSummary,
+    separating_column,
+    separation_exists,
+    zero_count_column,
+    zero_counts_unbounded,
+)
 from mlfit.stats import t_table, z_table
 
 #: |eta| beyond which a fitted probability is 0 or 1 to about 1e-13: a sign of separation.
 EXTREME_ETA = 30.0
+#: A Poisson mean below exp(-20) ~ 2e-9 on a zero-count row: worth checking the estimate exists.
+VANISHING_ETA = -20.0
 
 
 @dataclass(frozen=True)
 class Config:
     family: str = "gaussian"  # gaussian | bernoulli (alias logistic) | poisson
     max_iter: int = 100
-    tol: float = 1e-10
+    tol: float = 1e-12
     l2: float = 0.0  # penalty (l2 / 2) * ||coef||^2 on the log-likelihood; intercept free
     intercept: bool = True
 
@@ -109,11 +116,18 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
         mu = fam.start_mu(np.array([stats["y_mean"]]))
         beta0[0] = float(fam.link_fn(mu)[0]) - stats["offset_mean"]
     try:
-        opt = newton(_summed(fam, blocks, pen), beta0, config.max_iter, config.tol, on_progress)
+        opt = newton(_summed(fam, blocks, pen), beta0, config.max_iter, config.tol, on_progress,
+                     stats["saturated_loglik"])
     except SingularInformation as exc:
+        if fam.name == "bernoulli" and config.l2 == 0 and in_memory and \
+                separation_exists(blocks[0][0], blocks[0][1] == 1):
+            raise FitError(f"Quasi-complete separation: a combination of columns predicts "
+                           f"{target} exactly for some rows, so the maximum-likelihood estimates "
+                           "are infinite (the Hessian became singular). Drop the separating "
+                           "columns, merge levels, or use --l2.") from None
         raise FitError(f"The Hessian is singular: '{labels[exc.index]}' is constant or a linear "
-                       "combination of the columns before it (or its fitted weights vanish). Drop "
-                       "it, or use --l2.") from None
+                       "combination of the columns before it (or its fitted weights vanish, as "
+                       "under separation). Drop it, or use --l2.") from None
     final = _final_pass(fam, blocks, opt.beta)
     if config.l2 == 0:
         _check_boundary(fam, blocks, final, opt, target, in_memory)
@@ -144,8 +158,10 @@ def _scan(fam, blocks, target) -> dict:
     ranges of each class (for the single-column checks); checks y."""
     n, p, sw, swy, soff, y_min, y_max = 0, 0, 0.0, 0.0, 0.0, math.inf, -math.inf
     columns = ColumnSummary()
+    saturated = 0.0
     for A, y, offset, weights in blocks:
         columns.add(A, y > 0)
+        saturated += float(weights @ fam.saturated_loglik(y))
         fam.check_y(y, target)
         n += len(y)
         p = A.shape[1]
@@ -163,7 +179,7 @@ def _scan(fam, blocks, target) -> dict:
     if fam.name == "poisson" and y_max == 0:
         raise DataError(f"Target '{target}' is 0 in every row; a Poisson model needs some counts.")
     return {"n": n, "p": p, "y_mean": swy / sw, "offset_mean": soff / n, "sum_w": sw,
-            "columns": columns}
+            "columns": columns, "saturated_loglik": saturated}
 
 
 def _final_pass(fam, blocks, beta) -> dict:
@@ -174,7 +190,7 @@ def _final_pass(fam, blocks, beta) -> dict:
         dev += float(weights @ fam.unit_deviance(y, eta))
         ll += float(weights @ fam.loglik(y, eta))
         extreme += int(np.sum(np.abs(eta) > EXTREME_ETA))
-        vanishing += int(np.sum((eta < -EXTREME_ETA) & (y == 0)))
+        vanishing += int(np.sum((eta < VANISHING_ETA) & (y == 0)))
     return {"deviance": dev, "loglik": ll, "extreme": extreme, "vanishing": vanishing}
 
 
@@ -191,9 +207,15 @@ def _check_boundary(fam, blocks, final, opt, target, in_memory):
                            "estimates are infinite. Drop the separating columns, merge levels, or "
                            "use --l2.")
     if fam.name == "poisson" and final["vanishing"]:
-        raise FitError(f"The fitted mean is 0 for {final['vanishing']} rows with {target} = 0: some "
-                       "column (often a level with only zero counts) drives its coefficient to "
-                       "minus infinity. Drop or merge it, or use --l2.")
+        confirmed = True
+        if in_memory:
+            A, y = blocks[0][0], blocks[0][1]
+            confirmed = zero_counts_unbounded(A, y)
+        if confirmed:
+            raise FitError(f"The fitted mean is 0 for {final['vanishing']} rows with {target} = 0: "
+                           "a combination of columns (often a level with only zero counts) drives "
+                           "the coefficients to infinity, so the maximum-likelihood estimate does "
+                           "not exist. Drop or merge those columns, or use --l2.")
 
 
 def _null_model(fam, blocks, stats, config) -> tuple[float, float]:
@@ -203,7 +225,8 @@ def _null_model(fam, blocks, stats, config) -> tuple[float, float]:
     if config.intercept:
         beta0 = np.array([float(fam.link_fn(fam.start_mu(np.array([stats["y_mean"]])))[0])
                           - stats["offset_mean"]])
-        beta = newton(_summed(fam, ones, None), beta0, 100, 1e-14).beta
+        beta = newton(_summed(fam, ones, None), beta0, 100, 1e-14,
+                      saturated_loglik=stats["saturated_loglik"]).beta
     final = _final_pass(fam, ones, beta)
     return final["loglik"], final["deviance"]
 

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
 from mlfit.errors import DataError, FitError
-from mlfit.numerics import (accurate_residual, accurate_rmatvec, add_intercept, linear_predict,
-                             power_of_two_scale)
+from mlfit.numerics import (
+    accurate_residual,
+    accurate_rmatvec,
+    add_intercept,
+    linear_predict,
+    power_of_two_scale,
+)
 from mlfit.result import FitResult, ProgressFn, Step, no_progress
 from mlfit.stats import f_sf, t_table
 
@@ -226,7 +231,7 @@ def _refine(A, A_lo, y, coef, diag, max_iter: int = 30):
     from scipy.linalg import solve_triangular
 
     Q, R = np.linalg.qr(A)
-    n, k = A.shape
+    k = A.shape[1]
 
     def correction(f, g):
         h = solve_triangular(R, g, trans="T")

@@ -7,8 +7,8 @@ Jacobi-scaled information matrix (never an inverse); the same factor gives the s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -85,14 +85,22 @@ def inverse_diagonal(L: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->j", Linv, Linv) / d**2
 
 
+def _not_worse(new_ll: float, ll: float) -> bool:
+    """new_ll is finite and not below ll by more than the rounding of a sum like ll."""
+    return math.isfinite(new_ll) and new_ll >= ll - 4 * np.finfo(float).eps * abs(ll)
+
+
 def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
-           on_progress: ProgressFn = no_progress) -> Optimum:
+           on_progress: ProgressFn = no_progress, saturated_loglik: float = 0.0) -> Optimum:
     """Newton-Raphson on a concave log-likelihood, halving any step that does not improve it.
 
     Converged when the Newton decrement g' info^-1 g (the gain the next step predicts, on the
-    deviance scale) is at most tol * (|deviance| + 0.1).  That last small step is still taken
-    (not counted as an iteration): by Newton's quadratic convergence it lands within about tol
-    of the optimum, relatively.  A Gaussian model thus reports 1 iteration.
+    deviance scale) is at most tol * (|deviance| + 0.1), with deviance = 2 * (saturated_loglik -
+    loglik) (not |2 loglik|, which carries constants such as log y! that dwarf it), or when it is
+    tiny and stopped
+    shrinking (rounding in the gradient sets a floor).  That last small step is still taken
+    (not counted as an iteration), which leaves the estimates within about tol of the optimum,
+    relatively.  A Gaussian model thus reports 1 iteration.
     """
     beta = np.array(beta0, dtype=float)
     ll, g, info = objective(beta)
@@ -100,12 +108,21 @@ def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
         raise FitError("The log-likelihood is not finite at the starting values.")
     history = [-2.0 * ll]
     change = math.nan
+    previous = math.inf
     for it in range(max_iter + 1):
         L, d = cholesky(info)
         step = solve_cholesky(L, d, g)
-        if float(g @ step) <= tol * (abs(2.0 * ll) + 0.1):
+        decrement = float(g @ step)
+        scale = abs(2.0 * (saturated_loglik - ll)) + 0.1
+        # Converged at the tolerance, or at the rounding floor: tiny and no longer shrinking
+        # (Newton squares it each step until rounding in the gradient stops it).
+        if decrement <= tol * scale or (decrement <= 1e3 * tol * scale
+                                        and decrement > 0.25 * previous):
             polished = objective(beta + step)
-            if math.isfinite(polished[0]) and polished[0] >= ll:
+            # The gain is below the rounding of the log-likelihood here (a sum of terms far
+            # larger than it), so judge the step by the gradient it leaves, as Newton squares it.
+            if _not_worse(polished[0], ll) or (
+                    math.isfinite(polished[0]) and np.linalg.norm(polished[1]) <= np.linalg.norm(g)):
                 beta, (ll, g, info) = beta + step, polished
             return Optimum(beta, ll, g, info, it, True, history, change)
         if it == max_iter:
@@ -114,7 +131,7 @@ def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
         for _ in range(MAX_HALVINGS):
             new = beta + t * step
             new_ll, new_g, new_info = objective(new)
-            if math.isfinite(new_ll) and new_ll >= ll - 4 * np.finfo(float).eps * abs(ll):
+            if _not_worse(new_ll, ll):
                 break
             t *= 0.5
         else:
@@ -122,6 +139,7 @@ def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
                            f"halved {MAX_HALVINGS} times (iteration {it + 1}); the problem is badly "
                            "scaled or nearly singular. Standardize or drop features.")
         change = abs(new_ll - ll) / (abs(new_ll) + 0.05)
+        previous = decrement
         beta, ll, g, info = new, new_ll, new_g, new_info
         history.append(-2.0 * ll)
         on_progress(Step(it + 1, max_iter, -ll))

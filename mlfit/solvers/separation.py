@@ -45,6 +45,8 @@ def separating_column(s: ColumnSummary, names: list[str], intercept: bool) -> st
     the positive rows from the others, or None."""
     start = 1 if intercept else 0
     for j in range(start, len(names)):
+        if min(s.pos_min[j], s.neg_min[j]) == max(s.pos_max[j], s.neg_max[j]):
+            continue  # constant: aliased with the intercept, not separating
         if intercept and s.pos_min[j] >= s.neg_max[j]:
             return f"every row with {names[j]} >= {s.pos_min[j]:g} is in the class and none below it"
         if intercept and s.pos_max[j] <= s.neg_min[j]:
@@ -82,3 +84,22 @@ def separation_exists(A: np.ndarray, positive: np.ndarray) -> bool:
     S = S / scale
     res = linprog(-S.sum(axis=0), A_ub=-S, b_ub=np.zeros(len(S)), bounds=(-1, 1), method="highs")
     return bool(res.status == 0 and -res.fun > 1e-6 * len(S))
+
+
+def zero_counts_unbounded(A: np.ndarray, y: np.ndarray) -> bool:
+    """Poisson: True when some b != 0 has a_i'b <= 0 on every row with y = 0 and a_i'b = 0 on
+    every row with a count, strictly somewhere: then moving along b only raises the likelihood
+    and the maximum-likelihood estimate does not exist (the analogue of separation)."""
+    from scipy.optimize import linprog
+
+    scale = np.max(np.abs(A), axis=0)
+    scale[scale == 0] = 1.0
+    A = A / scale
+    zero, counted = A[y == 0], A[y > 0]
+    if len(zero) == 0:
+        return False
+    res = linprog(zero.sum(axis=0), A_ub=zero, b_ub=np.zeros(len(zero)),
+                  A_eq=counted if len(counted) else None,
+                  b_eq=np.zeros(len(counted)) if len(counted) else None,
+                  bounds=(-1, 1), method="highs")
+    return bool(res.status == 0 and -res.fun > 1e-6 * len(zero))
