@@ -59,15 +59,23 @@ class LazyGroup(click.Group):
         except Exception as exc:  # a bug: still one line, with the way to get the details
             if ctx.obj and ctx.obj.get("traceback"):
                 raise
-            click.echo(f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug in "
-                       "mlfit: rerun with MLFIT_TRACEBACK=1 and report the output.", err=True)
+            click.echo(
+                f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug in "
+                "mlfit: rerun with MLFIT_TRACEBACK=1 and report the output.",
+                err=True,
+            )
             ctx.exit(1)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="mlfit")
-@click.option("--traceback", is_flag=True, hidden=True, envvar="MLFIT_TRACEBACK",
-              help="Show the Python traceback of an error (for bug reports).")
+@click.option(
+    "--traceback",
+    is_flag=True,
+    hidden=True,
+    envvar="MLFIT_TRACEBACK",
+    help="Show the Python traceback of an error (for bug reports).",
+)
 @click.pass_context
 def cli(ctx, traceback):
     """Fit models to a table (CSV, TSV, Parquet, JSON Lines; compressed; or - for stdin).

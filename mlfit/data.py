@@ -23,8 +23,16 @@ from mlfit.errors import DataError
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 _COMPRESSION_EXT = (".gz", ".bz2", ".xz", ".zst", ".zstd")
-_FORMAT_EXT = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
-               ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_FORMAT_EXT = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 MAX_LEVELS = 1000
 #: CSV bytes parsed at a time when streaming: pyarrow's peak memory grows with it (about 120 MB
 #: at 1 MiB, 240 MB at 4 MiB, measured), while larger blocks barely parse faster.
@@ -92,7 +100,9 @@ class _Source:
         if path == "-":
             self._stdin_bytes = sys.stdin.buffer.read()
             if not self._stdin_bytes:
-                raise DataError("Standard input is empty: pipe a table into mlfit or give a file path.")
+                raise DataError(
+                    "Standard input is empty: pipe a table into mlfit or give a file path."
+                )
             self.size = len(self._stdin_bytes)
         else:
             if not os.path.exists(path):
@@ -141,8 +151,11 @@ class _Source:
 
     def open(self) -> pa.NativeFile:
         """A readable, decompressed stream of the file's bytes."""
-        raw = (pa.BufferReader(self._stdin_bytes) if self._stdin_bytes is not None
-               else pa.OSFile(self.path, "rb"))
+        raw = (
+            pa.BufferReader(self._stdin_bytes)
+            if self._stdin_bytes is not None
+            else pa.OSFile(self.path, "rb")
+        )
         if self.compression is None:
             return raw
         if self.compression == "xz":
@@ -182,8 +195,9 @@ def _csv_options(fmt: str, column_types=None, include=None, block_size=None):
 
     read = pcsv.ReadOptions(block_size=block_size) if block_size else pcsv.ReadOptions()
     parse = pcsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-    convert = pcsv.ConvertOptions(column_types=column_types or {}, include_columns=include or [],
-                                  strings_can_be_null=True)
+    convert = pcsv.ConvertOptions(
+        column_types=column_types or {}, include_columns=include or [], strings_can_be_null=True
+    )
     return read, parse, convert
 
 
@@ -194,10 +208,15 @@ def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
         line = _find_bad_line(src)
         if line is not None:
             number, found, expected = line
-            return DataError(f"{src.name}, line {number}: expected {expected} fields, found {found}. "
-                             "Fix or remove that row (quote fields that contain the delimiter).")
-    converting = re.search(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to \w+: "
-                           r"invalid value '(.*)'", text)
+            return DataError(
+                f"{src.name}, line {number}: expected {expected} fields, found {found}. "
+                "Fix or remove that row (quote fields that contain the delimiter)."
+            )
+    converting = re.search(
+        r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to \w+: "
+        r"invalid value '(.*)'",
+        text,
+    )
     if src.fmt in ("csv", "tsv") and converting:  # a chunked read fixed the column as numbers
         found = _find_csv_value(src, int(converting.group(1)), converting.group(2))
         if found is not None:
@@ -241,14 +260,17 @@ def _find_csv_value(src: _Source, index: int, value: str):
     try:
         read, parse, convert = _csv_options(src.fmt)
         with src.open() as stream:
-            name = pcsv.open_csv(stream, read_options=read, parse_options=parse,
-                                 convert_options=convert).schema.names[index]
-        read, parse, convert = _csv_options(src.fmt, column_types={name: pa.string()},
-                                            include=[name])
+            name = pcsv.open_csv(
+                stream, read_options=read, parse_options=parse, convert_options=convert
+            ).schema.names[index]
+        read, parse, convert = _csv_options(
+            src.fmt, column_types={name: pa.string()}, include=[name]
+        )
         base = 0
         with src.open() as stream:
-            for batch in pcsv.open_csv(stream, read_options=read, parse_options=parse,
-                                       convert_options=convert):
+            for batch in pcsv.open_csv(
+                stream, read_options=read, parse_options=parse, convert_options=convert
+            ):
                 hits = np.flatnonzero(np.array(batch.column(0).to_pylist(), dtype=object) == value)
                 if len(hits):
                     return name, _RowNames(base, _line_offset(src.fmt))(int(hits[0]))
@@ -275,8 +297,13 @@ def _find_bad_json_line(src: _Source, changed: tuple[str, str, str] | None = Non
     return (number + 1, reason) if reason else None
 
 
-_JSON_KINDS = {"string": (str,), "number": (int, float), "boolean": (bool,), "object": (dict,),
-               "array": (list,)}
+_JSON_KINDS = {
+    "string": (str,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
 
 
 def _json_line_problem(line: bytes, changed: tuple[str, str, str] | None) -> str | None:
@@ -287,8 +314,10 @@ def _json_line_problem(line: bytes, changed: tuple[str, str, str] | None) -> str
     try:
         value = json.loads(line)
     except ValueError as exc:
-        return (f"invalid JSON ({getattr(exc, 'msg', exc)}). Fix or remove that line (JSON Lines "
-                "needs one object per line)")
+        return (
+            f"invalid JSON ({getattr(exc, 'msg', exc)}). Fix or remove that line (JSON Lines "
+            "needs one object per line)"
+        )
     if not isinstance(value, dict):
         return "not a JSON object. Fix or remove that line (JSON Lines needs one object per line)"
     if changed:
@@ -296,22 +325,27 @@ def _json_line_problem(line: bytes, changed: tuple[str, str, str] | None) -> str
         v = value.get(name)
         kinds = _JSON_KINDS.get(new, ())
         if isinstance(v, kinds) and not (new == "number" and isinstance(v, bool)):
-            return (f"column '{name}' has the {new} {json.dumps(v)[:40]} but earlier lines have "
-                    f"{old}s. Give each column one type")
+            return (
+                f"column '{name}' has the {new} {json.dumps(v)[:40]} but earlier lines have "
+                f"{old}s. Give each column one type"
+            )
     return None
 
 
-def _read_arrow_table(src: _Source, include: list[str] | None = None,
-                      text: tuple[str, ...] = ()) -> pa.Table:
+def _read_arrow_table(
+    src: _Source, include: list[str] | None = None, text: tuple[str, ...] = ()
+) -> pa.Table:
     try:
         with src.open() as stream:
             if src.fmt in ("csv", "tsv"):
                 import pyarrow.csv as pcsv
 
-                read, parse, convert = _csv_options(src.fmt, include=include,
-                                                    column_types={n: pa.string() for n in text})
-                return pcsv.read_csv(stream, read_options=read, parse_options=parse,
-                                     convert_options=convert)
+                read, parse, convert = _csv_options(
+                    src.fmt, include=include, column_types={n: pa.string() for n in text}
+                )
+                return pcsv.read_csv(
+                    stream, read_options=read, parse_options=parse, convert_options=convert
+                )
             if src.fmt == "parquet":
                 import pyarrow.parquet as pq
 
@@ -321,8 +355,14 @@ def _read_arrow_table(src: _Source, include: list[str] | None = None,
 
             table = pjson.read_json(stream)
             return table.select(include) if include else table
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, EOFError,
-            lzma.LZMAError) as exc:
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowNotImplementedError,
+        pa.ArrowTypeError,
+        OSError,
+        EOFError,
+        lzma.LZMAError,
+    ) as exc:
         raise _explain_arrow_error(src, exc) from None
 
 
@@ -349,10 +389,14 @@ def _column_to_numpy(name: str, col, src_name: str) -> np.ndarray:
             try:
                 v is None or v.decode("utf-8")
             except UnicodeDecodeError:
-                raise DataError(f"Column '{name}' in {src_name} is not UTF-8 text (row {i + 1} has "
-                                f"{v[:40]!r}). Save the file as UTF-8.") from None
-    raise DataError(f"Column '{name}' in {src_name} has type {t}; mlfit reads numbers, text and "
-                    f"booleans. Convert it, or leave it out with --drop {name}.")
+                raise DataError(
+                    f"Column '{name}' in {src_name} is not UTF-8 text (row {i + 1} has "
+                    f"{v[:40]!r}). Save the file as UTF-8."
+                ) from None
+    raise DataError(
+        f"Column '{name}' in {src_name} has type {t}; mlfit reads numbers, text and "
+        f"booleans. Convert it, or leave it out with --drop {name}."
+    )
 
 
 def _reject_numeric_looking_text(name: str, values: np.ndarray, src: str, rows: _RowNames) -> None:
@@ -372,8 +416,10 @@ def _stray_words(present: list) -> list:
 
 
 def _stray_word_message(name: str, src: str, row: str, value) -> str:
-    return (f"Column '{name}' in {src} holds numbers but {row} has '{value}'. Fix that value, or "
-            "mark it missing (empty) and use --na drop.")
+    return (
+        f"Column '{name}' in {src} holds numbers but {row} has '{value}'. Fix that value, or "
+        "mark it missing (empty) and use --na drop."
+    )
 
 
 @dataclass(frozen=True)
@@ -388,8 +434,12 @@ class _RowNames:
         return f"row {row}" + (f" (line {row + self.line_offset - 1})" if self.line_offset else "")
 
 
-def read_table(path: str, columns: list[str] | None = None,
-               roles: dict[str, str] | None = None, text: tuple[str, ...] = ()) -> Table:
+def read_table(
+    path: str,
+    columns: list[str] | None = None,
+    roles: dict[str, str] | None = None,
+    text: tuple[str, ...] = (),
+) -> Table:
     """Read a whole table into memory. columns: only these (all checked to exist).
 
     roles: what a column is for, named in the message when it is missing.  text: CSV/TSV
@@ -437,8 +487,10 @@ def resolve_columns(names: list[str], sel: Selection, src: str) -> tuple[str, li
             raise DataError(unknown_column_message(name, names, src))
     target = sel.target or names[-1]
     if target in sel.drop:
-        raise DataError(f"Column '{target}' is the target and cannot be dropped; choose another "
-                        "target with --target.")
+        raise DataError(
+            f"Column '{target}' is the target and cannot be dropped; choose another "
+            "target with --target."
+        )
     if sel.features is not None:
         if target in sel.features:
             raise DataError(f"Column '{target}' is the target; remove it from --features.")
@@ -446,7 +498,9 @@ def resolve_columns(names: list[str], sel: Selection, src: str) -> tuple[str, li
     else:
         features = [n for n in names if n != target and n not in sel.drop]
     if not features:
-        raise DataError(f"No feature columns left in {src}: give --features, or drop fewer columns.")
+        raise DataError(
+            f"No feature columns left in {src}: give --features, or drop fewer columns."
+        )
     return target, features
 
 
@@ -454,8 +508,9 @@ def _line_offset(fmt: str) -> int:
     return 2 if fmt in ("csv", "tsv") else 0  # data row 1 is line 2, after the header
 
 
-def load_dataset(path: str, sel: Selection, target_kind: str = "numeric",
-                 model: str = "this model") -> Dataset:
+def load_dataset(
+    path: str, sel: Selection, target_kind: str = "numeric", model: str = "this model"
+) -> Dataset:
     """Load, select and validate. target_kind: 'numeric' (regression) or 'label' (classes)."""
     src = _Source(path)
     table = _read_arrow_table(src)
@@ -465,16 +520,18 @@ def load_dataset(path: str, sel: Selection, target_kind: str = "numeric",
     target, features = resolve_columns(table.column_names, sel, src.name)
     cols = {n: _column_to_numpy(n, table.column(n), src.name) for n in [*features, target]}
     rows = _RowNames(0, _line_offset(src.fmt))
-    return _validate(src.name, cols, target, features, sel.na, target_kind, model, rows,
-                     table.num_rows)
+    return _validate(
+        src.name, cols, target, features, sel.na, target_kind, model, rows, table.num_rows
+    )
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
     return values == None if values.dtype == object else np.isnan(values)
 
 
-def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNames,
-              n_rows) -> Dataset:
+def _validate(
+    src, cols, target, features, na, target_kind, model, rows: _RowNames, n_rows
+) -> Dataset:
     for name in features:
         if cols[name].dtype == object:
             _reject_numeric_looking_text(name, cols[name], src, rows)
@@ -486,8 +543,10 @@ def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNam
         except ValueError:
             example = next(v for v in present if not is_number(v))
             row = int(np.flatnonzero(y == example)[0])
-            raise DataError(f"Target column '{target}' in {src} is not numeric ({rows(row)} has "
-                            f"'{example}'); {model} needs a numeric target.") from None
+            raise DataError(
+                f"Target column '{target}' in {src} is not numeric ({rows(row)} has "
+                f"'{example}'); {model} needs a numeric target."
+            ) from None
     missing = {name: _missing(v) for name, v in [*cols.items(), (target, y)]}
     counts = {name: int(m.sum()) for name, m in missing.items() if m.any()}
     rows_dropped = 0
@@ -508,8 +567,10 @@ def _validate(src, cols, target, features, na, target_kind, model, rows: _RowNam
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 row = int(original_rows[i]) if original_rows is not None else i
-                raise DataError(f"Column '{name}' in {src} has an infinite value at {rows(row)}; "
-                                "fix or remove it.")
+                raise DataError(
+                    f"Column '{name}' in {src} has an infinite value at {rows(row)}; "
+                    "fix or remove it."
+                )
     notes = [f"dropped {rows_dropped} row(s) with missing values"] if rows_dropped else []
     return Dataset(src, target, features, cols, y, n_rows, rows_dropped, notes)
 
@@ -520,8 +581,9 @@ class _MissingValues(DataError):
     def __init__(self, src: str, counts: dict[str, int]):
         self.counts = counts
         listed = ", ".join(f"'{n}' ({c} row{'s' if c > 1 else ''})" for n, c in counts.items())
-        super().__init__(f"Missing values in {src}: {listed}. Use --na drop to drop those rows, or "
-                         "fill them in.")
+        super().__init__(
+            f"Missing values in {src}: {listed}. Use --na drop to drop those rows, or fill them in."
+        )
 
 
 def is_number(v) -> bool:
@@ -543,8 +605,13 @@ class ChunkStream:
     the first chunk is encoded, so they are collected by `levels()` in a separate pass.
     """
 
-    def __init__(self, path: str, sel: Selection, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 model: str = "this model"):
+    def __init__(
+        self,
+        path: str,
+        sel: Selection,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        model: str = "this model",
+    ):
         self._src = _Source(path)
         self.source = self._src.name
         self._na = sel.na
@@ -563,7 +630,11 @@ class ChunkStream:
         # column that began with integers must not fail.
         out = {}
         for f in schema:
-            if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_null(f.type):
+            if (
+                pa.types.is_integer(f.type)
+                or pa.types.is_floating(f.type)
+                or pa.types.is_null(f.type)
+            ):
                 out[f.name] = pa.float64()
             else:
                 out[f.name] = f.type
@@ -577,8 +648,9 @@ class ChunkStream:
 
                 read, parse, convert = _csv_options(src.fmt)
                 with src.open() as stream:
-                    reader = pcsv.open_csv(stream, read_options=read, parse_options=parse,
-                                           convert_options=convert)
+                    reader = pcsv.open_csv(
+                        stream, read_options=read, parse_options=parse, convert_options=convert
+                    )
                     schema = reader.schema
                 return schema.names, self._column_types(schema)
             if src.fmt == "parquet":
@@ -606,11 +678,16 @@ class ChunkStream:
             if src.fmt in ("csv", "tsv"):
                 import pyarrow.csv as pcsv
 
-                read, parse, convert = _csv_options(src.fmt, column_types=self._arrow_types,
-                                                    include=columns, block_size=STREAM_BLOCK_BYTES)
+                read, parse, convert = _csv_options(
+                    src.fmt,
+                    column_types=self._arrow_types,
+                    include=columns,
+                    block_size=STREAM_BLOCK_BYTES,
+                )
                 with src.open() as stream:
-                    yield from pcsv.open_csv(stream, read_options=read, parse_options=parse,
-                                             convert_options=convert)
+                    yield from pcsv.open_csv(
+                        stream, read_options=read, parse_options=parse, convert_options=convert
+                    )
             elif src.fmt == "parquet":
                 import pyarrow.parquet as pq
 
@@ -656,14 +733,18 @@ class ChunkStream:
                         keep &= ~_missing(_column_to_numpy("", col, self.source))
                     batch = batch.filter(pa.array(keep))
                 for n in names:
-                    seen[n].update(v for v in pc.unique(batch.column(n)).to_pylist() if v is not None)
+                    seen[n].update(
+                        v for v in pc.unique(batch.column(n)).to_pylist() if v is not None
+                    )
         for n, values in seen.items():
             # Chunks can be too small to tell a number column with a stray word: check the whole.
             bad = _stray_words([v for v in values if isinstance(v, str)])
             if bad:
                 self._raise_stray_word(n, bad[0])
-        return {n: sorted(str(v).lower() if isinstance(v, bool) else v for v in s)
-                for n, s in seen.items()}
+        return {
+            n: sorted(str(v).lower() if isinstance(v, bool) else v for v in s)
+            for n, s in seen.items()
+        }
 
     def _raise_stray_word(self, name: str, value: str) -> None:
         base = 0
@@ -681,9 +762,14 @@ class ChunkStream:
             first = next(self._slices(self.features), None)
             if first is None:
                 return []
-            return [n for n in self.features
-                    if not (pa.types.is_integer(first.column(n).type)
-                            or pa.types.is_floating(first.column(n).type))]
+            return [
+                n
+                for n in self.features
+                if not (
+                    pa.types.is_integer(first.column(n).type)
+                    or pa.types.is_floating(first.column(n).type)
+                )
+            ]
         return [n for n in self.features if types[n] != pa.float64()]
 
     def __iter__(self) -> Iterator[Dataset]:
@@ -695,8 +781,17 @@ class ChunkStream:
             cols = {n: _column_to_numpy(n, batch.column(n), self.source) for n in columns}
             rows = _RowNames(self.rows_read, self._offset)
             try:
-                chunk = _validate(self.source, cols, self.target, self.features, self._na,
-                                  "numeric", self._model, rows, batch.num_rows)
+                chunk = _validate(
+                    self.source,
+                    cols,
+                    self.target,
+                    self.features,
+                    self._na,
+                    "numeric",
+                    self._model,
+                    rows,
+                    batch.num_rows,
+                )
             except _MissingValues as exc:
                 # Report the whole file's counts, not this chunk's.
                 totals = dict(exc.counts)
@@ -704,8 +799,9 @@ class ChunkStream:
                     for n in columns:
                         values = _column_to_numpy(n, rest.column(n), self.source)
                         totals[n] = totals.get(n, 0) + int(_missing(values).sum())
-                raise _MissingValues(self.source, {n: totals[n] for n in columns
-                                                   if totals.get(n)}) from None
+                raise _MissingValues(
+                    self.source, {n: totals[n] for n in columns if totals.get(n)}
+                ) from None
             self.rows_read += batch.num_rows
             self.rows_dropped += chunk.rows_dropped
             if chunk.n_rows:

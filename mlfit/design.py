@@ -81,9 +81,11 @@ class Design:
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
             shown = ", ".join(levels[:10]) + (", ..." if len(levels) > 10 else "")
-            raise DataError(f"Column '{f}' in {source} has value '{values[row]}' at row {row + 1}, "
-                            f"which the model never saw (levels: {shown}). Map it to a known level "
-                            "or refit with data that contains it.")
+            raise DataError(
+                f"Column '{f}' in {source} has value '{values[row]}' at row {row + 1}, "
+                f"which the model never saw (levels: {shown}). Map it to a known level "
+                "or refit with data that contains it."
+            )
         start = 1 if self.dropped_level[f] else 0
         out = np.zeros((len(values), len(levels) - start))
         rows = np.flatnonzero(codes >= start)
@@ -91,15 +93,24 @@ class Design:
         return out
 
     def to_dict(self) -> dict:
-        return {"features": self.features, "levels": self.levels,
-                "dropped_level": self.dropped_level, "poly": self.poly,
-                "monomials": [list(m) for m in self.monomials], "names": self.names}
+        return {
+            "features": self.features,
+            "levels": self.levels,
+            "dropped_level": self.dropped_level,
+            "poly": self.poly,
+            "monomials": [list(m) for m in self.monomials],
+            "names": self.names,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Design:
-        return cls(list(d["features"]), {k: list(v) for k, v in d["levels"].items()},
-                   dict(d["dropped_level"]), int(d["poly"]),
-                   [tuple(m) for m in d["monomials"]])
+        return cls(
+            list(d["features"]),
+            {k: list(v) for k, v in d["levels"].items()},
+            dict(d["dropped_level"]),
+            int(d["poly"]),
+            [tuple(m) for m in d["monomials"]],
+        )
 
 
 def _monomial(m, numeric, cache):
@@ -122,9 +133,14 @@ def _monomial_name(m: tuple[int, ...], numeric: list[str]) -> str:
     return "*".join(parts)
 
 
-def build_design(features: list[str], columns: dict[str, np.ndarray], intercept: bool,
-                 poly: int = 1, levels: dict[str, list[str]] | None = None,
-                 source: str = "the data") -> tuple[Design, list[str]]:
+def build_design(
+    features: list[str],
+    columns: dict[str, np.ndarray],
+    intercept: bool,
+    poly: int = 1,
+    levels: dict[str, list[str]] | None = None,
+    source: str = "the data",
+) -> tuple[Design, list[str]]:
     """Fit the encoding to training columns. Returns (design, warnings).
 
     levels: text-column levels when already known (a chunked fit collects them in a first pass).
@@ -140,8 +156,10 @@ def build_design(features: list[str], columns: dict[str, np.ndarray], intercept:
             found[f] = sorted({v for v in columns[f] if v is not None})
     for f, lv in found.items():
         if len(lv) > 1000:
-            raise DataError(f"Column '{f}' in {source} is text with {len(lv)} distinct values; it "
-                            f"looks like an identifier. Leave it out with --drop {f}.")
+            raise DataError(
+                f"Column '{f}' in {source} is text with {len(lv)} distinct values; it "
+                f"looks like an identifier. Leave it out with --drop {f}."
+            )
         if len(lv) == 1:
             warnings.append(f"Column '{f}' has the single value '{lv[0]}'; it adds no information.")
     dropped = {}
@@ -151,9 +169,11 @@ def build_design(features: list[str], columns: dict[str, np.ndarray], intercept:
             dropped[f] = spans_intercept
             spans_intercept = True
     numeric = [f for f in features if f not in found]
-    monomials = [m for d in range(2, poly + 1)
-                 for m in combinations_with_replacement(range(len(numeric)), d)]
+    monomials = [
+        m for d in range(2, poly + 1) for m in combinations_with_replacement(range(len(numeric)), d)
+    ]
     if poly > 1 and not numeric:
-        raise DataError("--poly needs at least one numeric feature; text columns are not raised "
-                        "to powers.")
+        raise DataError(
+            "--poly needs at least one numeric feature; text columns are not raised to powers."
+        )
     return Design(list(features), found, dropped, poly, monomials), warnings

@@ -20,7 +20,9 @@ def atomic_write(path: str) -> Iterator[TextIO]:
     if os.path.isdir(path):
         raise MlfitError(f"Cannot write '{path}': it is a directory. Give a file name.")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+        )
     except OSError as exc:
         raise MlfitError(f"Cannot write '{path}': {exc.strerror}.") from None
     try:

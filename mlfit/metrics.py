@@ -23,8 +23,9 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def classification_metrics(codes: np.ndarray, P: np.ndarray, labels: list,
-                           predicted: np.ndarray | None = None) -> dict:
+def classification_metrics(
+    codes: np.ndarray, P: np.ndarray, labels: list, predicted: np.ndarray | None = None
+) -> dict:
     """codes: (n,) true class indices; P: (n, K) probabilities; labels: K class labels.
 
     predicted: (n,) predicted class indices (default: the most probable class).
@@ -41,13 +42,22 @@ def classification_metrics(codes: np.ndarray, P: np.ndarray, labels: list,
         precision = tp / confusion[:, k].sum() if confusion[:, k].sum() else 0.0
         recall = tp / confusion[k, :].sum() if confusion[k, :].sum() else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[str(label)] = {"precision": float(precision), "recall": float(recall),
-                                 "f1": float(f1), "support": int(confusion[k, :].sum())}
-    out = {"accuracy": float(np.mean(predicted == codes)),
-           "log_loss": float(-np.mean(np.log(p_true))), "n": int(n)}
+        per_class[str(label)] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(confusion[k, :].sum()),
+        }
+    out = {
+        "accuracy": float(np.mean(predicted == codes)),
+        "log_loss": float(-np.mean(np.log(p_true))),
+        "n": int(n),
+    }
     if K == 2:
         out["roc_auc"] = roc_auc(codes == 1, P[:, 1])
-    out["confusion_matrix"] = {"labels": [str(lab) for lab in labels],
-                               "rows_true_columns_predicted": confusion.tolist()}
+    out["confusion_matrix"] = {
+        "labels": [str(lab) for lab in labels],
+        "rows_true_columns_predicted": confusion.tolist(),
+    }
     out["per_class"] = per_class
     return out

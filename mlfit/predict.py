@@ -28,21 +28,29 @@ def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
                 values = np.array([np.nan if v is None else float(v) for v in values])
             except ValueError:
                 row, bad = next((i, v) for i, v in enumerate(values) if not is_number(v))
-                raise DataError(f"Column '{name}' in {table.source} must be numeric for this model "
-                                f"but row {row + 1} has '{bad}'.") from None
+                raise DataError(
+                    f"Column '{name}' in {table.source} must be numeric for this model "
+                    f"but row {row + 1} has '{bad}'."
+                ) from None
         if text_expected and values.dtype != object:
             # Text at fit time ('1', '2', 'G'), but only numbers here: match the levels by value.
             by_value = {float(lv): lv for lv in reversed(design.levels[name]) if is_number(lv)}
-            values = np.array([None if np.isnan(v) else by_value.get(float(v), f"{v:g}")
-                               for v in values], dtype=object)
+            values = np.array(
+                [None if np.isnan(v) else by_value.get(float(v), f"{v:g}") for v in values],
+                dtype=object,
+            )
         missing = (values == None) if values.dtype == object else np.isnan(values)
         if missing.any():
-            raise DataError(f"Column '{name}' in {table.source} has {int(missing.sum())} missing "
-                            f"value(s) (first at row {int(np.flatnonzero(missing)[0]) + 1}); the "
-                            "model needs every feature. Fill or remove those rows.")
+            raise DataError(
+                f"Column '{name}' in {table.source} has {int(missing.sum())} missing "
+                f"value(s) (first at row {int(np.flatnonzero(missing)[0]) + 1}); the "
+                "model needs every feature. Fill or remove those rows."
+            )
         if values.dtype != object and not np.all(np.isfinite(values)):
             row = int(np.flatnonzero(~np.isfinite(values))[0]) + 1
-            raise DataError(f"Column '{name}' in {table.source} has an infinite value at row {row}.")
+            raise DataError(
+                f"Column '{name}' in {table.source} has an infinite value at row {row}."
+            )
         out[name] = values
     return out
 
@@ -51,8 +59,9 @@ def _numeric_column(table, name: str) -> np.ndarray:
     """A complete, finite numeric column (an offset) from the table."""
     values = table.columns[name]
     if values.dtype == object or not np.all(np.isfinite(values)):
-        raise DataError(f"Column '{name}' in {table.source} must be numeric with no missing or "
-                        "infinite values.")
+        raise DataError(
+            f"Column '{name}' in {table.source} must be numeric with no missing or infinite values."
+        )
     return values
 
 
@@ -73,8 +82,14 @@ def _id_values(values: list, fmt: str) -> list:
     return values
 
 
-def predict_file(model_path: str, data: str, output: str | None, as_json: bool,
-                 id_column: str | None, options: dict | None = None) -> int:
+def predict_file(
+    model_path: str,
+    data: str,
+    output: str | None,
+    as_json: bool,
+    id_column: str | None,
+    options: dict | None = None,
+) -> int:
     """Write predictions as CSV (or JSON Lines) to `output` or stdout; returns the row count.
 
     options: model-specific choices (e.g. proba, threshold) for solvers whose
@@ -83,22 +98,33 @@ def predict_file(model_path: str, data: str, output: str | None, as_json: bool,
     model = load_model(model_path)
     method = model["method"]
     if not isinstance(method, str) or method not in SOLVERS:
-        raise ModelFileError(f"Model file '{model_path}' is for '{method}', which this mlfit "
-                             f"cannot apply. Known models: {', '.join(SOLVERS)}.")
+        raise ModelFileError(
+            f"Model file '{model_path}' is for '{method}', which this mlfit "
+            f"cannot apply. Known models: {', '.join(SOLVERS)}."
+        )
     try:
         design = Design.from_dict(model["design"])
     except (KeyError, TypeError, ValueError):
-        raise ModelFileError(f"Model file '{model_path}' is damaged (bad 'design'). Refit it.") from None
+        raise ModelFileError(
+            f"Model file '{model_path}' is damaged (bad 'design'). Refit it."
+        ) from None
     # Only the model's features are converted: extra columns of any type are ignored.
     extras = dict(model.get("columns") or {})  # e.g. {"offset": "log_exposure"}
     roles = {name: "the model's feature" for name in design.features}
     roles.update({col: f"the model's {key}" for key, col in extras.items()})
-    table = read_table(data, columns=[*design.features, *extras.values()], roles=roles,
-                       text=(id_column,) if id_column else ())
+    table = read_table(
+        data,
+        columns=[*design.features, *extras.values()],
+        roles=roles,
+        text=(id_column,) if id_column else (),
+    )
     names = table.raw.column_names
     if id_column and id_column not in names:
-        raise DataError(unknown_column_message(id_column, names, table.source).replace(
-            "not found", "(the --id column) not found", 1))
+        raise DataError(
+            unknown_column_message(id_column, names, table.source).replace(
+                "not found", "(the --id column) not found", 1
+            )
+        )
     X, _ = design.transform(_feature_columns(table, design), table.source)
     columns = {}
     if id_column:
@@ -111,8 +137,9 @@ def predict_file(model_path: str, data: str, output: str | None, as_json: bool,
         else:
             columns["prediction"] = module.predict(model["params"], X, **kwargs)
     except (KeyError, TypeError, ValueError):
-        raise ModelFileError(f"Model file '{model_path}' is damaged (bad 'params'). "
-                             "Refit it.") from None
+        raise ModelFileError(
+            f"Model file '{model_path}' is damaged (bad 'params'). Refit it."
+        ) from None
     if output:
         with atomic_write(output) as f:
             _write(f, columns, as_json)

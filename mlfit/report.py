@@ -38,16 +38,24 @@ def progress(description: str, enabled: bool) -> Iterator[ProgressFn]:
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]}"),
-                   TimeElapsedColumn(), console=_stderr_console(), transient=True,
-                   redirect_stdout=False, redirect_stderr=False)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        console=_stderr_console(),
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
     with bar:
         task = bar.add_task(description, total=None, loss="")
 
         def update(step: Step) -> None:
-            bar.update(task, completed=step.iteration, total=step.total or None,
-                       loss=f"{step.loss:.6g}")
+            bar.update(
+                task, completed=step.iteration, total=step.total or None, loss=f"{step.loss:.6g}"
+            )
 
         yield update
 
@@ -80,12 +88,25 @@ def _stars(p) -> str:
 
 
 _METRIC_LABELS = {
-    "r_squared": "R²", "adj_r_squared": "adjusted R²", "sigma": "residual standard error",
-    "rss": "residual sum of squares", "rmse": "RMSE", "mse": "MSE", "df_model": "model df",
-    "df_residual": "residual df", "n": "observations", "f_statistic": "F statistic",
-    "f_p_value": "F p-value", "log_likelihood": "log-likelihood", "aic": "AIC", "bic": "BIC",
-    "condition_number": "condition number (scaled)", "log_loss": "log-loss", "roc_auc": "ROC AUC",
-    "pseudo_r_squared": "McFadden pseudo-R²", "null_deviance": "null deviance",
+    "r_squared": "R²",
+    "adj_r_squared": "adjusted R²",
+    "sigma": "residual standard error",
+    "rss": "residual sum of squares",
+    "rmse": "RMSE",
+    "mse": "MSE",
+    "df_model": "model df",
+    "df_residual": "residual df",
+    "n": "observations",
+    "f_statistic": "F statistic",
+    "f_p_value": "F p-value",
+    "log_likelihood": "log-likelihood",
+    "aic": "AIC",
+    "bic": "BIC",
+    "condition_number": "condition number (scaled)",
+    "log_loss": "log-loss",
+    "roc_auc": "ROC AUC",
+    "pseudo_r_squared": "McFadden pseudo-R²",
+    "null_deviance": "null deviance",
     "df_null": "null df",
 }
 
@@ -136,8 +157,13 @@ def _render_metrics(metrics: dict, console) -> None:
         for name in ("class", "precision", "recall", "F1", "support"):
             table.add_column(name, justify="left" if name == "class" else "right")
         for label, m in per_class.items():
-            table.add_row(escape(label), fmt(m["precision"], 4), fmt(m["recall"], 4), fmt(m["f1"], 4),
-                          f"{m['support']:,}")
+            table.add_row(
+                escape(label),
+                fmt(m["precision"], 4),
+                fmt(m["recall"], 4),
+                fmt(m["f1"], 4),
+                f"{m['support']:,}",
+            )
         console.print(table)
 
 
@@ -150,13 +176,25 @@ def render(summary: dict, console=None) -> None:
     data = summary["data"]
     title = f"[bold]{summary['model']}[/bold]  {summary.get('description', '')}".rstrip()
     console.print(title)
-    console.print(f"data: {escape(data['source'])}   rows used: {data['rows_used']:,}"
-                  + (f"   dropped: {data['rows_dropped']:,}" if data.get("rows_dropped") else ""))
-    console.print(escape(f"target: {summary['target']}   features: {', '.join(summary['features'])}"))
+    console.print(
+        f"data: {escape(data['source'])}   rows used: {data['rows_used']:,}"
+        + (f"   dropped: {data['rows_dropped']:,}" if data.get("rows_dropped") else "")
+    )
+    console.print(
+        escape(f"target: {summary['target']}   features: {', '.join(summary['features'])}")
+    )
     solver = summary.get("solver") or {}
     if solver:
-        console.print(escape("solver: " + ", ".join(f"{k}={fmt(v)}" for k, v in solver.items()
-                                                    if v is not None and not isinstance(v, (list, dict)))))
+        console.print(
+            escape(
+                "solver: "
+                + ", ".join(
+                    f"{k}={fmt(v)}"
+                    for k, v in solver.items()
+                    if v is not None and not isinstance(v, (list, dict))
+                )
+            )
+        )
     coefs = summary.get("coefficients")
     if coefs:
         console.print()
@@ -185,7 +223,9 @@ def render(summary: dict, console=None) -> None:
             table.add_row(escape(name), *cells)
         console.print(table)
         if "p_value" in first:
-            console.print("[dim]signif. codes: 0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1[/dim]")
+            console.print(
+                "[dim]signif. codes: 0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1[/dim]"
+            )
     metrics = summary.get("metrics") or {}
     _render_metrics(metrics, console)
     if "holdout" in metrics:
@@ -196,9 +236,13 @@ def render(summary: dict, console=None) -> None:
     if conv:
         console.print()
         state = "[green]converged[/green]" if conv["converged"] else "[red]did not converge[/red]"
-        console.print(f"{state} after {conv['iterations']:,} iterations: final loss "
-                      f"{fmt(conv.get('final_loss'), 10)}, gradient norm {fmt(conv.get('gradient_norm'), 3)}")
+        console.print(
+            f"{state} after {conv['iterations']:,} iterations: final loss "
+            f"{fmt(conv.get('final_loss'), 10)}, gradient norm {fmt(conv.get('gradient_norm'), 3)}"
+        )
     timing = summary.get("timing") or {}
     if timing:
-        console.print(f"[dim]time: load {timing.get('load_seconds', 0):.3f} s, fit "
-                      f"{timing.get('fit_seconds', 0):.3f} s, total {timing.get('total_seconds', 0):.3f} s[/dim]")
+        console.print(
+            f"[dim]time: load {timing.get('load_seconds', 0):.3f} s, fit "
+            f"{timing.get('fit_seconds', 0):.3f} s, total {timing.get('total_seconds', 0):.3f} s[/dim]"
+        )

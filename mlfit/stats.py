@@ -13,8 +13,12 @@ def t_table(estimate: np.ndarray, std_error: np.ndarray, df: float, level: float
         t = estimate / std_error
     p = 2.0 * stdtr(df, -np.abs(t))
     q = stdtrit(df, 0.5 + level / 2.0)
-    return {"t": t, "p_value": p, "ci_low": estimate - q * std_error,
-            "ci_high": estimate + q * std_error}
+    return {
+        "t": t,
+        "p_value": p,
+        "ci_low": estimate - q * std_error,
+        "ci_high": estimate + q * std_error,
+    }
 
 
 def z_table(estimate: np.ndarray, std_error: np.ndarray, level: float = 0.95) -> dict:
@@ -25,8 +29,12 @@ def z_table(estimate: np.ndarray, std_error: np.ndarray, level: float = 0.95) ->
         z = estimate / std_error
     p = 2.0 * ndtr(-np.abs(z))
     q = ndtri(0.5 + level / 2.0)
-    return {"z": z, "p_value": p, "ci_low": estimate - q * std_error,
-            "ci_high": estimate + q * std_error}
+    return {
+        "z": z,
+        "p_value": p,
+        "ci_low": estimate - q * std_error,
+        "ci_high": estimate + q * std_error,
+    }
 
 
 def f_sf(f: float, df1: float, df2: float) -> float:

@@ -57,10 +57,18 @@ def make_houses(rng: np.random.Generator, n: int = 30):
     rooms = rng.integers(1, 7, n)
     district = np.array(["centre", "north", "south"])[np.arange(n) % 3]
     effect = {"centre": 0.0, "north": -40.0, "south": -55.0}
-    price = (100 + 2.0 * area + 5.0 * rooms + np.vectorize(effect.get)(district)
-             + rng.normal(0, 10, n)).round(2)
-    return pd.DataFrame({"id": np.arange(1, n + 1), "area": area, "rooms": rooms,
-                         "district": district, "price": price})
+    price = (
+        100 + 2.0 * area + 5.0 * rooms + np.vectorize(effect.get)(district) + rng.normal(0, 10, n)
+    ).round(2)
+    return pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1),
+            "area": area,
+            "rooms": rooms,
+            "district": district,
+            "price": price,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +97,15 @@ def mlfit_proc():
     def run(*args, input: bytes | None = None, cwd=None, timeout: float = 60):
         env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
         env.pop("MLFIT_TRACEBACK", None)
-        return subprocess.run([sys.executable, "-m", "mlfit", *map(str, args)], input=input,
-                              capture_output=True, cwd=cwd, check=False, timeout=timeout, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "mlfit", *map(str, args)],
+            input=input,
+            capture_output=True,
+            cwd=cwd,
+            check=False,
+            timeout=timeout,
+            env=env,
+        )
 
     return run
 

@@ -26,8 +26,11 @@ def test_help_lists_every_subcommand(runner, flag):
     assert result.stderr == ""
     commands = result.stdout.split("Commands:", 1)[1]
     # "  name  summary" rows; long summaries wrap onto lines indented further
-    listed = [line.split()[0] for line in commands.splitlines()
-              if line.startswith("  ") and not line.startswith("   ")]
+    listed = [
+        line.split()[0]
+        for line in commands.splitlines()
+        if line.startswith("  ") and not line.startswith("   ")
+    ]
     assert listed == ALL_COMMANDS
     assert {"normal-eq", "linreg", "predict"} <= set(listed)
 
@@ -72,8 +75,22 @@ def normal_eq_json(runner, houses_csv, strict_json):
 
 @pytest.fixture
 def linreg_json(runner, houses_csv, strict_json):
-    result = runner.invoke(cli, ["linreg", houses_csv, "-y", "price", "--drop", "id", "--json",
-                                 "--seed", "3", "--epochs", "5000"])
+    result = runner.invoke(
+        cli,
+        [
+            "linreg",
+            houses_csv,
+            "-y",
+            "price",
+            "--drop",
+            "id",
+            "--json",
+            "--seed",
+            "3",
+            "--epochs",
+            "5000",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     return strict_json(result.stdout)
 
@@ -110,8 +127,9 @@ def test_json_contract_linreg(linreg_json, normal_eq_json):
     assert isinstance(conv["history"], list) and all(isinstance(h, float) for h in conv["history"])
     assert conv["final_loss"] == pytest.approx(conv["history"][-1])
     for name, c in linreg_json["coefficients"].items():
-        assert c["estimate"] == pytest.approx(normal_eq_json["coefficients"][name]["estimate"],
-                                              rel=1e-3, abs=1e-3)
+        assert c["estimate"] == pytest.approx(
+            normal_eq_json["coefficients"][name]["estimate"], rel=1e-3, abs=1e-3
+        )
 
 
 def test_json_has_no_nan_or_infinity(runner, write_csv, strict_json):
@@ -158,9 +176,16 @@ def test_exit_code_0_even_when_not_converged(runner, houses_csv):
     assert "did not converge" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["normal-eq", "x.csv", "--bogus"], ["no-such-command"],
-                                  ["normal-eq"], ["linreg", "x.csv", "--epochs", "0"],
-                                  ["normal-eq", "x.csv", "--na", "maybe"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["normal-eq", "x.csv", "--bogus"],
+        ["no-such-command"],
+        ["normal-eq"],
+        ["linreg", "x.csv", "--epochs", "0"],
+        ["normal-eq", "x.csv", "--na", "maybe"],
+    ],
+)
 def test_exit_code_2_for_usage_errors(runner, args):
     result = runner.invoke(cli, args)
     assert result.exit_code == 2
@@ -176,11 +201,13 @@ def test_exit_code_4_for_a_bad_model_file(runner, assert_error, houses_csv):
     assert_error(runner.invoke(cli, ["predict", houses_csv, houses_csv]), 4, "not an mlfit model")
 
 
-def test_exit_code_5_strict_not_converged_writes_no_model(runner, assert_error, houses_csv,
-                                                          tmp_path):
+def test_exit_code_5_strict_not_converged_writes_no_model(
+    runner, assert_error, houses_csv, tmp_path
+):
     model = tmp_path / "m.json"
-    result = runner.invoke(cli, ["linreg", houses_csv, "--strict", "--epochs", "1", "-o",
-                                 str(model), "--json"])
+    result = runner.invoke(
+        cli, ["linreg", houses_csv, "--strict", "--epochs", "1", "-o", str(model), "--json"]
+    )
     assert_error(result, 5, "did not converge", "--strict")
     assert not model.exists()
     assert os.listdir(tmp_path) == ["houses.csv"]
@@ -188,24 +215,46 @@ def test_exit_code_5_strict_not_converged_writes_no_model(runner, assert_error, 
 
 def test_strict_converged_exits_0(runner, houses_csv, tmp_path):
     model = tmp_path / "m.json"
-    result = runner.invoke(cli, ["linreg", houses_csv, "--strict", "--drop", "id", "--epochs",
-                                 "5000", "-o", str(model), "--quiet"])
+    result = runner.invoke(
+        cli,
+        [
+            "linreg",
+            houses_csv,
+            "--strict",
+            "--drop",
+            "id",
+            "--epochs",
+            "5000",
+            "-o",
+            str(model),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert model.exists()
 
 
 def test_exit_code_1_when_the_output_cannot_be_written(runner, assert_error, houses_csv, tmp_path):
     target = tmp_path / "no" / "such" / "dir" / "m.json"
-    assert_error(runner.invoke(cli, ["normal-eq", houses_csv, "-o", str(target)]), 1,
-                 "cannot write", "does not exist")
-    assert_error(runner.invoke(cli, ["normal-eq", houses_csv, "-o", str(tmp_path)]), 1,
-                 "cannot write", "directory")
+    assert_error(
+        runner.invoke(cli, ["normal-eq", houses_csv, "-o", str(target)]),
+        1,
+        "cannot write",
+        "does not exist",
+    )
+    assert_error(
+        runner.invoke(cli, ["normal-eq", houses_csv, "-o", str(tmp_path)]),
+        1,
+        "cannot write",
+        "directory",
+    )
     assert sorted(os.listdir(tmp_path)) == ["houses.csv"]  # no temporary file left behind
 
 
 def test_errors_in_a_real_process_are_one_line(mlfit_proc, assert_error, write_csv):
-    path = write_csv("a,b,y\n1,2,3\n2,x,5\n3,4,7\n4,5,9\n5,6,10\n6,7,11\n7,8,12\n8,9,13\n9,1,1\n"
-                     "10,2,2\n11,3,3\n")
+    path = write_csv(
+        "a,b,y\n1,2,3\n2,x,5\n3,4,7\n4,5,9\n5,6,10\n6,7,11\n7,8,12\n8,9,13\n9,1,1\n10,2,2\n11,3,3\n"
+    )
     assert_error(mlfit_proc("normal-eq", path), 3, "column 'b'", "'x'")
 
 
@@ -224,8 +273,11 @@ def test_broken_pipe_is_quiet(runner, tmp_path, write_csv):
     model = tmp_path / "m.json"
     fit = runner.invoke(cli, ["normal-eq", data, "-o", str(model), "--quiet"])
     assert fit.exit_code == 0, fit.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "mlfit", "predict", str(model), data],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlfit", "predict", str(model), data],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout.read(20).startswith(b"prediction\n")
     proc.stdout.close()  # like `| head -1`: the reader goes away while mlfit is still writing
     err = proc.stderr.read().decode()
@@ -239,8 +291,13 @@ def run_with_reader_gone(*args) -> subprocess.CompletedProcess:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        return subprocess.run([sys.executable, "-m", "mlfit", *args], stdout=write_end,
-                              stderr=subprocess.PIPE, check=False, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "mlfit", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=60,
+        )
     finally:
         os.close(write_end)
 
@@ -257,15 +314,19 @@ def test_broken_pipe_report_exits_141(houses_csv):
     assert proc.returncode == 141
 
 
-@pytest.mark.parametrize("code", ["import mlfit.cli",
-                                  ("from mlfit.cli import cli\n"
-                                   "cli(['--help'], standalone_mode=False)")])
+@pytest.mark.parametrize(
+    "code",
+    ["import mlfit.cli", ("from mlfit.cli import cli\ncli(['--help'], standalone_mode=False)")],
+)
 def test_startup_does_not_import_heavy_modules(code):
     heavy = ("numpy", "pyarrow", "scipy", "rich", "pandas")
-    check = ("import sys, io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
-             + "".join(f"    {line}\n" for line in code.splitlines())
-             + f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")
-    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          check=False)
+    check = (
+        "import sys, io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+        + "".join(f"    {line}\n" for line in code.splitlines())
+        + f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -28,9 +28,18 @@ COMPRESSORS = {
 }
 
 # (format, extension): "" means no extension, so the format must be sniffed from the bytes.
-FORMATS = [("csv", ".csv"), ("csv", ""), ("tsv", ".tsv"), ("tsv", ".tab"), ("tsv", ""),
-           ("parquet", ".parquet"), ("parquet", ""), ("jsonl", ".jsonl"), ("jsonl", ".ndjson"),
-           ("jsonl", "")]
+FORMATS = [
+    ("csv", ".csv"),
+    ("csv", ""),
+    ("tsv", ".tsv"),
+    ("tsv", ".tab"),
+    ("tsv", ""),
+    ("parquet", ".parquet"),
+    ("parquet", ""),
+    ("jsonl", ".jsonl"),
+    ("jsonl", ".ndjson"),
+    ("jsonl", ""),
+]
 
 
 def encode(df: pd.DataFrame, fmt: str) -> bytes:
@@ -65,8 +74,9 @@ def data_dir(tmp_path_factory, houses_base):
 def reference(houses_base):
     """Least-squares coefficients of the table, by numpy, in mlfit's parameter order."""
     df = houses_base
-    X = np.column_stack([np.ones(len(df)), df.area, df.rooms, df.district == "north",
-                         df.district == "south"]).astype(float)
+    X = np.column_stack(
+        [np.ones(len(df)), df.area, df.rooms, df.district == "north", df.district == "south"]
+    ).astype(float)
     beta, *_ = np.linalg.lstsq(X, df.price.to_numpy(float), rcond=None)
     return dict(zip(["intercept", "area", "rooms", "district=north", "district=south"], beta))
 
@@ -81,8 +91,9 @@ def assert_same_fit(coefs: dict, reference: dict) -> None:
 
 @pytest.mark.parametrize("compression", list(COMPRESSORS))
 @pytest.mark.parametrize(("fmt", "ext"), FORMATS)
-def test_every_format_and_compression_gives_the_same_fit(runner, data_dir, reference, strict_json,
-                                                         fmt, ext, compression):
+def test_every_format_and_compression_gives_the_same_fit(
+    runner, data_dir, reference, strict_json, fmt, ext, compression
+):
     path = data_dir / f"houses_{fmt}{ext}{compression}"
     result = runner.invoke(cli, [FIT[0], str(path), *FIT[1:]])
     assert result.exit_code == 0, result.stderr
@@ -90,10 +101,13 @@ def test_every_format_and_compression_gives_the_same_fit(runner, data_dir, refer
 
 
 @pytest.mark.parametrize("compression", ["", ".gz", ".xz", ".zst"])
-@pytest.mark.parametrize(("fmt", "ext"), [("csv", ".csv"), ("tsv", ""), ("parquet", ".parquet"),
-                                          ("parquet", ""), ("jsonl", ".jsonl")])
-def test_chunked_fit_matches_in_memory_fit(runner, data_dir, reference, strict_json, fmt, ext,
-                                           compression):
+@pytest.mark.parametrize(
+    ("fmt", "ext"),
+    [("csv", ".csv"), ("tsv", ""), ("parquet", ".parquet"), ("parquet", ""), ("jsonl", ".jsonl")],
+)
+def test_chunked_fit_matches_in_memory_fit(
+    runner, data_dir, reference, strict_json, fmt, ext, compression
+):
     path = data_dir / f"houses_{fmt}{ext}{compression}"
     result = runner.invoke(cli, [FIT[0], str(path), *FIT[1:], "--chunk-rows", "7"])
     assert result.exit_code == 0, result.stderr
@@ -103,8 +117,9 @@ def test_chunked_fit_matches_in_memory_fit(runner, data_dir, reference, strict_j
 
 @pytest.mark.parametrize(("fmt", "ext"), FORMATS)
 def test_loaded_columns_equal_the_written_table(data_dir, houses_base, fmt, ext):
-    ds = load_dataset(str(data_dir / f"houses_{fmt}{ext}.gz"),
-                      Selection(target="price", drop=("id",)))
+    ds = load_dataset(
+        str(data_dir / f"houses_{fmt}{ext}.gz"), Selection(target="price", drop=("id",))
+    )
     assert ds.target == "price"
     assert ds.features == ["area", "rooms", "district"]
     np.testing.assert_array_equal(ds.y, houses_base.price.to_numpy(float))
@@ -133,8 +148,16 @@ def test_stdin_through_a_real_pipe(mlfit_proc, data_dir, reference, strict_json,
     assert_same_fit({k: v["estimate"] for k, v in out["coefficients"].items()}, reference)
 
 
-@pytest.mark.parametrize("name", ["houses_csv.csv", "houses_tsv.tsv", "houses_jsonl.jsonl.gz",
-                                  "houses_parquet.parquet.xz", "houses_csv.bz2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "houses_csv.csv",
+        "houses_tsv.tsv",
+        "houses_jsonl.jsonl.gz",
+        "houses_parquet.parquet.xz",
+        "houses_csv.bz2",
+    ],
+)
 def test_stdin_through_clirunner(runner, data_dir, reference, strict_json, name):
     result = runner.invoke(cli, [FIT[0], "-", *FIT[1:]], input=(data_dir / name).read_bytes())
     assert result.exit_code == 0, result.stderr
@@ -208,8 +231,9 @@ NA_CSV = "a,b,y\n1,2,3\n2,,5\n3,5,\n4,4,9\n5,1,11\n6,,\n7,3,8\n"
 
 
 @pytest.mark.parametrize("chunks", [[], ["--chunk-rows", "2"]], ids=["in-memory", "chunked"])
-def test_missing_values_are_an_error_naming_columns_and_counts(runner, assert_error, write_csv,
-                                                               chunks):
+def test_missing_values_are_an_error_naming_columns_and_counts(
+    runner, assert_error, write_csv, chunks
+):
     # chunked: the counts are the whole file's, not the first chunk's
     result = runner.invoke(cli, ["normal-eq", write_csv(NA_CSV), *chunks])
     assert_error(result, 3, "missing values", "'b' (2 rows)", "'y' (2 rows)", "--na drop")
@@ -223,9 +247,11 @@ def test_na_drop_drops_rows_and_reports_how_many(runner, strict_json, write_csv,
     assert out["data"]["rows_used"] == 4
     complete = write_csv("a,b,y\n1,2,3\n4,4,9\n5,1,11\n7,3,8\n", name="complete.csv")
     expected = fit_json(runner, strict_json, complete)
-    np.testing.assert_allclose([v["estimate"] for v in out["coefficients"].values()],
-                               [v["estimate"] for v in expected["coefficients"].values()],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        [v["estimate"] for v in out["coefficients"].values()],
+        [v["estimate"] for v in expected["coefficients"].values()],
+        rtol=1e-12,
+    )
 
 
 def test_na_drop_warns_on_stderr_unless_quiet(runner, write_csv):
@@ -255,44 +281,93 @@ ERRORS = [
     ("missing file", None, [], ["not found", "nope.csv"]),
     ("empty file", "", [], ["is empty", "header"]),
     ("header only", "a,b,y\n", [], ["header", "no data rows"]),
-    ("unknown target", OK, ["-y", "yy"],
-     ["'yy' not found", "did you mean 'y'", "columns: a, b, y"]),
+    (
+        "unknown target",
+        OK,
+        ["-y", "yy"],
+        ["'yy' not found", "did you mean 'y'", "columns: a, b, y"],
+    ),
     ("unknown feature", OK, ["-x", "a,bb"], ["'bb' not found", "did you mean 'b'"]),
     ("unknown drop", OK, ["--drop", "aa"], ["'aa' not found", "did you mean 'a'"]),
-    ("duplicate column", "a,b,a,y\n1,2,3,4\n2,3,4,5\n3,5,6,7\n4,1,1,1\n", [],
-     ["two columns named 'a'", "unique"]),
-    ("text target", "a,b,y\n1,2,3\n2,3,high\n3,5,7\n4,4,9\n5,1,11\n", [],
-     ["target column 'y'", "not numeric", "row 2 (line 3)", "'high'", "normal-eq"]),
-    ("inf feature", "a,b,y\n1,2,3\n2,3,5\n3,inf,7\n4,4,9\n5,1,11\n", [],
-     ["column 'b'", "infinite", "row 3 (line 4)"]),
-    ("-inf feature", "a,b,y\n1,2,3\n2,-inf,5\n3,5,7\n4,4,9\n5,1,11\n", [],
-     ["column 'b'", "infinite", "row 2 (line 3)"]),
-    ("overflowing target", "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9\n5,1,1e999\n", [],
-     ["column 'y'", "infinite", "row 5 (line 6)"]),
-    ("inf after dropped row", "a,b,y\n1,2,3\n2,,5\n3,4,7\n4,Infinity,9\n5,1,11\n6,2,3\n",
-     ["--na", "drop"], ["column 'b'", "infinite", "row 4 (line 5)"]),
+    (
+        "duplicate column",
+        "a,b,a,y\n1,2,3,4\n2,3,4,5\n3,5,6,7\n4,1,1,1\n",
+        [],
+        ["two columns named 'a'", "unique"],
+    ),
+    (
+        "text target",
+        "a,b,y\n1,2,3\n2,3,high\n3,5,7\n4,4,9\n5,1,11\n",
+        [],
+        ["target column 'y'", "not numeric", "row 2 (line 3)", "'high'", "normal-eq"],
+    ),
+    (
+        "inf feature",
+        "a,b,y\n1,2,3\n2,3,5\n3,inf,7\n4,4,9\n5,1,11\n",
+        [],
+        ["column 'b'", "infinite", "row 3 (line 4)"],
+    ),
+    (
+        "-inf feature",
+        "a,b,y\n1,2,3\n2,-inf,5\n3,5,7\n4,4,9\n5,1,11\n",
+        [],
+        ["column 'b'", "infinite", "row 2 (line 3)"],
+    ),
+    (
+        "overflowing target",
+        "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9\n5,1,1e999\n",
+        [],
+        ["column 'y'", "infinite", "row 5 (line 6)"],
+    ),
+    (
+        "inf after dropped row",
+        "a,b,y\n1,2,3\n2,,5\n3,4,7\n4,Infinity,9\n5,1,11\n6,2,3\n",
+        ["--na", "drop"],
+        ["column 'b'", "infinite", "row 4 (line 5)"],
+    ),
     ("too few rows", "a,b,y\n1,2,3\n2,3,5\n", [], ["2 usable rows", "3 parameters"]),
-    ("too few rows after drop", "a,b,y\n1,2,3\n2,,5\n3,5,7\n4,4,\n", ["--na", "drop"],
-     ["2 usable rows", "3 parameters"]),
+    (
+        "too few rows after drop",
+        "a,b,y\n1,2,3\n2,,5\n3,5,7\n4,4,\n",
+        ["--na", "drop"],
+        ["2 usable rows", "3 parameters"],
+    ),
     ("every row missing", "a,b,y\n1,,3\n2,,5\n3,,7\n", ["--na", "drop"], ["every row"]),
-    ("short row", "a,b,y\n1,2,3\n2,3,5\n3,5\n4,4,9\n5,1,11\n", [],
-     ["line 4", "expected 3 fields, found 2"]),
-    ("long row", "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9,9\n5,1,11\n", [],
-     ["line 5", "expected 3 fields, found 4"]),
+    (
+        "short row",
+        "a,b,y\n1,2,3\n2,3,5\n3,5\n4,4,9\n5,1,11\n",
+        [],
+        ["line 4", "expected 3 fields, found 2"],
+    ),
+    (
+        "long row",
+        "a,b,y\n1,2,3\n2,3,5\n3,5,7\n4,4,9,9\n5,1,11\n",
+        [],
+        ["line 5", "expected 3 fields, found 4"],
+    ),
     ("stray word in numbers", STRAY, [], ["column 'b'", "'five'", "row 3 (line 4)", "--na drop"]),
-    ("stray word, chunked", STRAY, ["--chunk-rows", "2"],
-     ["column 'b'", "'five'", "row 3 (line 4)"]),
+    (
+        "stray word, chunked",
+        STRAY,
+        ["--chunk-rows", "2"],
+        ["column 'b'", "'five'", "row 3 (line 4)"],
+    ),
     ("features include target", OK, ["-x", "a,y"], ["'y' is the target", "--features"]),
     ("drop the target", OK, ["--drop", "y"], ["'y' is the target", "cannot be dropped"]),
     ("drop the default target", OK, ["-y", "a", "--drop", "a,b"], ["'a' is the target"]),
     ("no features left", OK, ["--drop", "a,b"], ["no feature columns"]),
-    ("date feature", "a,when,y\n1,2020-01-01,2\n2,2020-01-02,5\n3,2020-01-03,5\n", [],
-     ["column 'when'", "date", "--drop when"]),
+    (
+        "date feature",
+        "a,when,y\n1,2020-01-01,2\n2,2020-01-02,5\n3,2020-01-03,5\n",
+        [],
+        ["column 'when'", "date", "--drop when"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("contents", "args", "words"), [e[1:] for e in ERRORS],
-                         ids=[e[0] for e in ERRORS])
+@pytest.mark.parametrize(
+    ("contents", "args", "words"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS]
+)
 def test_input_errors_are_one_clear_line(runner, assert_error, tmp_path, contents, args, words):
     path = tmp_path / "nope.csv"
     if contents is not None:
@@ -348,23 +423,40 @@ def test_bad_json_line_number_beyond_the_first_block(runner, assert_error, write
 
 
 def test_json_column_changing_type_names_its_line(runner, assert_error, write_csv):
-    path = write_csv('{"a": 1, "y": 2}\n{"a": 2, "y": 3}\n{"a": "x", "y": 3}\n{"a": 4, "y": 1}\n',
-                     name="data.jsonl")
-    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "line 3", "column 'a'", '"x"',
-                 "numbers")
+    path = write_csv(
+        '{"a": 1, "y": 2}\n{"a": 2, "y": 3}\n{"a": "x", "y": 3}\n{"a": 4, "y": 1}\n',
+        name="data.jsonl",
+    )
+    assert_error(
+        runner.invoke(cli, ["normal-eq", path]), 3, "line 3", "column 'a'", '"x"', "numbers"
+    )
 
 
-@pytest.mark.parametrize(("name", "contents", "words"), [
-    ("latin1.csv", b"a,b,y\n1,caf\xe9,3\n2,x,5\n3,y,6\n4,x,7\n", ["column 'b'", "not utf-8",
-                                                                 "row 1"]),
-    ("garbage.parquet", b"this is not parquet\n", ["cannot parse", "parquet"]),
-    ("truncated.csv.gz", gzip.compress(b"a,y\n" + b"".join(b"%d,%d\n" % (i, i * i % 97)
-                                                            for i in range(2000)))[:500],
-     ["cannot parse", "truncated.csv.gz"]),
-    ("fake.csv.gz", b"\x1f\x8bnot gzip at all", ["cannot parse", "fake.csv.gz"]),
-    ("nested.jsonl", b'{"a": [1, 2], "y": 1}\n{"a": [3], "y": 2}\n', ["column 'a'", "list",
-                                                                       "--drop a"]),
-], ids=lambda v: v if isinstance(v, str) and "." in v else "")
+@pytest.mark.parametrize(
+    ("name", "contents", "words"),
+    [
+        (
+            "latin1.csv",
+            b"a,b,y\n1,caf\xe9,3\n2,x,5\n3,y,6\n4,x,7\n",
+            ["column 'b'", "not utf-8", "row 1"],
+        ),
+        ("garbage.parquet", b"this is not parquet\n", ["cannot parse", "parquet"]),
+        (
+            "truncated.csv.gz",
+            gzip.compress(b"a,y\n" + b"".join(b"%d,%d\n" % (i, i * i % 97) for i in range(2000)))[
+                :500
+            ],
+            ["cannot parse", "truncated.csv.gz"],
+        ),
+        ("fake.csv.gz", b"\x1f\x8bnot gzip at all", ["cannot parse", "fake.csv.gz"]),
+        (
+            "nested.jsonl",
+            b'{"a": [1, 2], "y": 1}\n{"a": [3], "y": 2}\n',
+            ["column 'a'", "list", "--drop a"],
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "." in v else "",
+)
 def test_unreadable_contents(runner, assert_error, write_csv, name, contents, words):
     assert_error(runner.invoke(cli, ["normal-eq", write_csv(contents, name=name)]), 3, *words)
 

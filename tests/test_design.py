@@ -47,16 +47,22 @@ def test_text_column_expands_in_place(runner, strict_json, write_csv):
     path = write_csv("c,x,d,y\nb,1,u,1\na,2,v,3\nb,3,v,2\na,4,u,5\nc,5,u,4\nc,6,v,7\nb,7,u,6\n")
     result = runner.invoke(cli, ["normal-eq", path, "--json", "-q"])
     assert result.exit_code == 0, result.stderr
-    assert list(strict_json(result.stdout)["coefficients"]) == ["intercept", "c=b", "c=c", "x",
-                                                                 "d=v"]
+    assert list(strict_json(result.stdout)["coefficients"]) == [
+        "intercept",
+        "c=b",
+        "c=c",
+        "x",
+        "d=v",
+    ]
     result = runner.invoke(cli, ["normal-eq", path, "--json", "-q", "--no-intercept"])
     assert result.exit_code == 0, result.stderr
     assert list(strict_json(result.stdout)["coefficients"]) == ["c=a", "c=b", "c=c", "x", "d=v"]
 
 
 def test_boolean_column_is_one_hot_encoded(runner, strict_json, write_csv):
-    rows = [("x", "flag", "y")] + [(i, ["false", "true"][i % 2], 2 * i + 3 * (i % 2) + (i % 3))
-                                   for i in range(1, 11)]
+    rows = [("x", "flag", "y")] + [
+        (i, ["false", "true"][i % 2], 2 * i + 3 * (i % 2) + (i % 3)) for i in range(1, 11)
+    ]
     path = write_csv(rows)
     result = runner.invoke(cli, ["normal-eq", path, "--json", "-q"])
     assert result.exit_code == 0, result.stderr
@@ -69,8 +75,9 @@ def test_boolean_column_is_one_hot_encoded(runner, strict_json, write_csv):
 def test_boolean_column_from_parquet_matches_csv(runner, strict_json, tmp_path):
     import pandas as pd
 
-    df = pd.DataFrame({"x": np.arange(1.0, 9), "flag": [True, False] * 4,
-                       "y": [3.0, 2, 7, 4, 9, 8, 15, 12]})
+    df = pd.DataFrame(
+        {"x": np.arange(1.0, 9), "flag": [True, False] * 4, "y": [3.0, 2, 7, 4, 9, 8, 15, 12]}
+    )
     df.to_parquet(tmp_path / "b.parquet")
     df.to_csv(tmp_path / "b.csv", index=False)
     outs = []
@@ -97,7 +104,7 @@ def test_single_level_warning_on_stderr_and_quiet(runner, strict_json, write_csv
     assert result.exit_code == 0
     strict_json(result.stdout)  # the warning is not on stdout
     assert "Warning:" in result.stderr and "'k'" in result.stderr
-    assert strict_json(result.stdout)["warnings"] == [result.stderr.strip()[len("Warning: "):]]
+    assert strict_json(result.stdout)["warnings"] == [result.stderr.strip()[len("Warning: ") :]]
     quiet = runner.invoke(cli, ["normal-eq", path, "--json", "--quiet"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
 
@@ -117,8 +124,9 @@ def test_identifier_like_text_column_is_an_error():
 def test_levels_given_for_a_chunked_fit():
     # A chunked fit knows the text columns' levels before it sees any rows: numeric features
     # are then simply the ones without levels.
-    design, warnings = build_design(["x", "c"], {}, intercept=True, poly=2,
-                                    levels={"c": ["a", "b"]})
+    design, warnings = build_design(
+        ["x", "c"], {}, intercept=True, poly=2, levels={"c": ["a", "b"]}
+    )
     assert warnings == []
     assert design.names == ["x", "c=b", "x^2"]
     X, _ = design.transform({"x": num(3, 4), "c": text("b", "a")})
@@ -157,9 +165,27 @@ def test_poly_two_columns_degree_two():
 def test_poly_three_columns_degree_three_names():
     cols = {n: num(1, 2) for n in ("a", "b", "c")}
     design, _ = build_design(["a", "b", "c"], cols, intercept=True, poly=3)
-    assert design.names == ["a", "b", "c", "a^2", "a*b", "a*c", "b^2", "b*c", "c^2",
-                            "a^3", "a^2*b", "a^2*c", "a*b^2", "a*b*c", "a*c^2", "b^3", "b^2*c",
-                            "b*c^2", "c^3"]
+    assert design.names == [
+        "a",
+        "b",
+        "c",
+        "a^2",
+        "a*b",
+        "a*c",
+        "b^2",
+        "b*c",
+        "c^2",
+        "a^3",
+        "a^2*b",
+        "a^2*c",
+        "a*b^2",
+        "a*b*c",
+        "a*c^2",
+        "b^3",
+        "b^2*c",
+        "b*c^2",
+        "c^3",
+    ]
 
 
 def test_poly_leaves_text_columns_alone():
@@ -173,7 +199,13 @@ def test_poly_cli_names(runner, strict_json, write_csv):
     result = runner.invoke(cli, ["normal-eq", path, "--poly", "2", "--json", "-q"])
     assert result.exit_code == 0, result.stderr
     assert list(strict_json(result.stdout)["coefficients"]) == [
-        "intercept", "x1", "x2", "x1^2", "x1*x2", "x2^2"]
+        "intercept",
+        "x1",
+        "x2",
+        "x1^2",
+        "x1*x2",
+        "x2^2",
+    ]
 
 
 def test_poly_errors():

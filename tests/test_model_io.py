@@ -15,8 +15,9 @@ from mlfit.model_io import FORMAT, FORMAT_VERSION, load_model, save_model
 
 
 def fit_and_save(runner, data, model, *args, command="normal-eq"):
-    result = runner.invoke(cli, [command, str(data), "-y", "price", "--drop", "id", "-o",
-                                 str(model), "--quiet", *args])
+    result = runner.invoke(
+        cli, [command, str(data), "-y", "price", "--drop", "id", "-o", str(model), "--quiet", *args]
+    )
     assert result.exit_code == 0, result.stderr
     return result
 
@@ -38,8 +39,21 @@ def model_path(runner, houses_csv, tmp_path):
 @pytest.mark.parametrize("flag", ["-o", "--save"])
 def test_save_writes_a_versioned_json_model(runner, houses_csv, tmp_path, strict_json, flag):
     path = tmp_path / "m.json"
-    result = runner.invoke(cli, ["normal-eq", houses_csv, "-y", "price", "--drop", "id", flag,
-                                 str(path), "--json", "--quiet"])
+    result = runner.invoke(
+        cli,
+        [
+            "normal-eq",
+            houses_csv,
+            "-y",
+            "price",
+            "--drop",
+            "id",
+            flag,
+            str(path),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     strict_json(result.stdout)  # --save does not add anything to stdout
     doc = strict_json(path.read_text())
@@ -67,8 +81,9 @@ def test_model_file_records_poly_terms(model_path, strict_json):
 
 def test_model_coefficients_equal_the_reported_ones(runner, houses_csv, tmp_path, strict_json):
     path = tmp_path / "m.json"
-    result = runner.invoke(cli, ["normal-eq", houses_csv, "--drop", "id", "-o", str(path),
-                                 "--json"])
+    result = runner.invoke(
+        cli, ["normal-eq", houses_csv, "--drop", "id", "-o", str(path), "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     reported = [c["estimate"] for c in strict_json(result.stdout)["coefficients"].values()]
     params = strict_json(path.read_text())["params"]
@@ -85,8 +100,12 @@ def test_linreg_model_file(runner, houses_csv, tmp_path, strict_json):
 
 def test_save_and_load_round_trip(tmp_path):
     path = tmp_path / "m.json"
-    model = {"method": "normal-eq", "target": "y", "design": {"features": ["x"]},
-             "params": {"intercept": 1.5, "coef": [float("nan")]}}
+    model = {
+        "method": "normal-eq",
+        "target": "y",
+        "design": {"features": ["x"]},
+        "params": {"intercept": 1.5, "coef": [float("nan")]},
+    }
     save_model(str(path), model)
     text = path.read_text()
     assert "NaN" not in text
@@ -115,14 +134,17 @@ def predict(runner, model, data):
     return runner.invoke(cli, ["predict", str(model), str(data)])
 
 
-@pytest.mark.parametrize(("contents", "words"), [
-    ("this is not json\n", ["not an mlfit model file", "not json"]),
-    ("", ["not an mlfit model file"]),
-    ("[1, 2, 3]\n", ["not an mlfit model file"]),
-    ('{"a": 1}\n', ["not an mlfit model file"]),
-    ('{"format": "other-tool", "format_version": 1}\n', ["not an mlfit model file"]),
-    (b"\xff\xfe\x00binary", ["cannot read model file"]),
-])
+@pytest.mark.parametrize(
+    ("contents", "words"),
+    [
+        ("this is not json\n", ["not an mlfit model file", "not json"]),
+        ("", ["not an mlfit model file"]),
+        ("[1, 2, 3]\n", ["not an mlfit model file"]),
+        ('{"a": 1}\n', ["not an mlfit model file"]),
+        ('{"format": "other-tool", "format_version": 1}\n', ["not an mlfit model file"]),
+        (b"\xff\xfe\x00binary", ["cannot read model file"]),
+    ],
+)
 def test_not_an_mlfit_model(runner, assert_error, houses_csv, tmp_path, contents, words):
     path = tmp_path / "bad.model"
     path.write_bytes(contents if isinstance(contents, bytes) else contents.encode())
@@ -142,13 +164,16 @@ def test_unknown_format_version(runner, assert_error, model_path, houses_csv, ve
     assert_error(predict(runner, model_path, houses_csv), 4, "format version", "refit")
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"method": "no-such-model"}, ["'no-such-model'", "known models"]),
-    ({"method": ["normal-eq"]}, ["cannot apply"]),
-    ({"design": {"features": "area"}}, ["damaged", "design"]),
-    ({"params": {}}, ["damaged", "params"]),
-    ({"params": {"intercept": 1.0, "coef": [1.0]}}, ["damaged", "params"]),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"method": "no-such-model"}, ["'no-such-model'", "known models"]),
+        ({"method": ["normal-eq"]}, ["cannot apply"]),
+        ({"design": {"features": "area"}}, ["damaged", "design"]),
+        ({"params": {}}, ["damaged", "params"]),
+        ({"params": {"intercept": 1.0, "coef": [1.0]}}, ["damaged", "params"]),
+    ],
+)
 def test_damaged_model_file(runner, assert_error, model_path, houses_csv, change, words):
     doc = json.loads(model_path.read_text())
     doc.update(change)
@@ -179,8 +204,9 @@ BAD_DATA = "area,price\n1,2\n2,\n3,4\n"
 
 
 @pytest.mark.parametrize("command", ["normal-eq", "linreg"])
-def test_failed_fit_leaves_the_old_model_file_alone(runner, assert_error, write_csv, tmp_path,
-                                                    command):
+def test_failed_fit_leaves_the_old_model_file_alone(
+    runner, assert_error, write_csv, tmp_path, command
+):
     old = tmp_path / "m.json"
     old.write_text("old contents\n")
     result = runner.invoke(cli, [command, write_csv(BAD_DATA), "-o", str(old)])
@@ -206,8 +232,9 @@ def test_successful_fit_replaces_the_model_file(runner, houses_csv, tmp_path, st
     assert leftovers(tmp_path) == []
 
 
-def test_predict_failure_leaves_the_old_output_alone(runner, assert_error, model_path, write_csv,
-                                                     tmp_path):
+def test_predict_failure_leaves_the_old_output_alone(
+    runner, assert_error, model_path, write_csv, tmp_path
+):
     out = tmp_path / "pred.csv"
     out.write_text("old predictions\n")
     data = write_csv("area,district\n50,north\n60,west\n", name="new.csv")

@@ -173,8 +173,6 @@ def precision_cases(tol: float):
                     yield res, chunked, statsmodels_glm(X, y, fam, intercept, off)[1]
 
 
-
-
 def test_chunked_fit_and_tight_tol_reach_full_precision():
     """Chunked equals in memory to 1e-10 (the same sums in another order); with --tol 1e-14
     every estimate and SE is within 1e-10 of statsmodels, also on the large-counts data."""

@@ -28,7 +28,6 @@ RTOL = 1e-10
 RTOL_P = 1e-9
 
 
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240601)

@@ -46,8 +46,16 @@ def model(runner, houses_csv, tmp_path):
 
 @pytest.mark.parametrize("poly", [False, True])
 def test_predictions_equal_fitted_values(runner, houses, houses_csv, tmp_path, poly):
-    path = fit_model(runner, houses_csv, tmp_path / "m.json", "-y", "price", "--drop", "id",
-                     *(["--poly", "2"] if poly else []))
+    path = fit_model(
+        runner,
+        houses_csv,
+        tmp_path / "m.json",
+        "-y",
+        "price",
+        "--drop",
+        "id",
+        *(["--poly", "2"] if poly else []),
+    )
     result = runner.invoke(cli, ["predict", str(path), houses_csv])
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
@@ -61,12 +69,20 @@ def test_predictions_equal_fitted_values(runner, houses, houses_csv, tmp_path, p
 
 
 def test_no_intercept_model(runner, houses, houses_csv, tmp_path):
-    path = fit_model(runner, houses_csv, tmp_path / "m.json", "-y", "price", "--drop", "id",
-                     "--no-intercept")
+    path = fit_model(
+        runner, houses_csv, tmp_path / "m.json", "-y", "price", "--drop", "id", "--no-intercept"
+    )
     result = runner.invoke(cli, ["predict", str(path), houses_csv])
     assert result.exit_code == 0, result.stderr
-    X = np.column_stack([houses.area, houses.rooms, houses.district == "centre",
-                         houses.district == "north", houses.district == "south"]).astype(float)
+    X = np.column_stack(
+        [
+            houses.area,
+            houses.rooms,
+            houses.district == "centre",
+            houses.district == "north",
+            houses.district == "south",
+        ]
+    ).astype(float)
     beta, *_ = np.linalg.lstsq(X, houses.price.to_numpy(float), rcond=None)
     got = [float(r["prediction"]) for r in read_csv_output(result.stdout)]
     np.testing.assert_allclose(got, X @ beta, rtol=1e-10)
@@ -81,8 +97,9 @@ def test_predictions_follow_input_row_order(runner, model, houses, write_csv):
     assert list(rows[0]) == ["id", "prediction"]
     assert [int(r["id"]) for r in rows] == shuffled.id.tolist()
     fitted = dict(zip(houses.id, by_hand(houses)))
-    np.testing.assert_allclose([float(r["prediction"]) for r in rows],
-                               [fitted[i] for i in shuffled.id], rtol=1e-10)
+    np.testing.assert_allclose(
+        [float(r["prediction"]) for r in rows], [fitted[i] for i in shuffled.id], rtol=1e-10
+    )
 
 
 def test_json_lines_output_keeps_integer_ids(runner, model, houses_csv, houses):
@@ -97,14 +114,20 @@ def test_json_lines_output_keeps_integer_ids(runner, model, houses_csv, houses):
     np.testing.assert_allclose([r["prediction"] for r in records], by_hand(houses), rtol=1e-10)
 
 
-@pytest.mark.parametrize(("ids", "csv_out", "json_out"), [
-    (["007", "010", "3"], ["007", "010", "3"], ["007", "010", "3"]),  # zero padding kept
-    (["a-1", "b-2", "c-3"], ["a-1", "b-2", "c-3"], ["a-1", "b-2", "c-3"]),
-    (["1.50", "2", "3"], ["1.50", "2", "3"], ["1.50", "2", "3"]),
-    (["-4", "", "12"], ["-4", "", "12"], [-4, None, 12]),
-    (["2021-03-04", "2021-03-05", "2021-03-06"], ["2021-03-04", "2021-03-05", "2021-03-06"],
-     ["2021-03-04", "2021-03-05", "2021-03-06"]),
-])
+@pytest.mark.parametrize(
+    ("ids", "csv_out", "json_out"),
+    [
+        (["007", "010", "3"], ["007", "010", "3"], ["007", "010", "3"]),  # zero padding kept
+        (["a-1", "b-2", "c-3"], ["a-1", "b-2", "c-3"], ["a-1", "b-2", "c-3"]),
+        (["1.50", "2", "3"], ["1.50", "2", "3"], ["1.50", "2", "3"]),
+        (["-4", "", "12"], ["-4", "", "12"], [-4, None, 12]),
+        (
+            ["2021-03-04", "2021-03-05", "2021-03-06"],
+            ["2021-03-04", "2021-03-05", "2021-03-06"],
+            ["2021-03-04", "2021-03-05", "2021-03-06"],
+        ),
+    ],
+)
 def test_id_column_is_copied_unchanged(runner, model, write_csv, ids, csv_out, json_out):
     body = "".join(f"{i},{a},2,north\n" for i, a in zip(ids, (50, 60, 70)))
     path = write_csv("key,area,rooms,district\n" + body, name="new.csv")
@@ -164,7 +187,8 @@ def test_output_file_json_lines(runner, model, houses_csv, houses, tmp_path):
 
 def test_extra_columns_are_ignored(runner, model, houses, write_csv):
     extra = houses.drop(columns=["price"]).assign(
-        note=["x, \"quoted\""] * len(houses), when="2020-01-01", empty="")
+        note=['x, "quoted"'] * len(houses), when="2020-01-01", empty=""
+    )
     extra = extra[["note", "district", "when", "area", "empty", "rooms", "id"]]
     path = write_csv(extra.to_csv(index=False), name="extra.csv")
     result = runner.invoke(cli, ["predict", str(model), path])
@@ -178,9 +202,11 @@ def test_predict_from_other_formats_and_stdin(runner, model, houses, tmp_path):
     data.to_parquet(tmp_path / "new.parquet")
     data.to_json(tmp_path / "new.jsonl.gz", orient="records", lines=True, compression="gzip")
     expected = by_hand(houses)
-    for args, stdin in [([str(tmp_path / "new.parquet")], None),
-                        ([str(tmp_path / "new.jsonl.gz")], None),
-                        (["-"], data.to_csv(index=False).encode())]:
+    for args, stdin in [
+        ([str(tmp_path / "new.parquet")], None),
+        ([str(tmp_path / "new.jsonl.gz")], None),
+        (["-"], data.to_csv(index=False).encode()),
+    ]:
         result = runner.invoke(cli, ["predict", str(model), *args], input=stdin)
         assert result.exit_code == 0, result.stderr
         got = [float(r["prediction"]) for r in read_csv_output(result.stdout)]
@@ -188,8 +214,20 @@ def test_predict_from_other_formats_and_stdin(runner, model, houses, tmp_path):
 
 
 def test_linreg_model_predicts_like_normal_eq(runner, houses_csv, houses, tmp_path):
-    path = fit_model(runner, houses_csv, tmp_path / "lin.json", "-y", "price", "--drop", "id",
-                     "--seed", "2", "--epochs", "5000", command="linreg")
+    path = fit_model(
+        runner,
+        houses_csv,
+        tmp_path / "lin.json",
+        "-y",
+        "price",
+        "--drop",
+        "id",
+        "--seed",
+        "2",
+        "--epochs",
+        "5000",
+        command="linreg",
+    )
     result = runner.invoke(cli, ["predict", str(path), houses_csv])
     assert result.exit_code == 0, result.stderr
     got = [float(r["prediction"]) for r in read_csv_output(result.stdout)]
@@ -213,32 +251,53 @@ def test_text_levels_that_look_numeric_here(runner, write_csv, tmp_path):
 
 def test_missing_feature_column(runner, assert_error, model, write_csv):
     path = write_csv("area,district\n50,north\n", name="new.csv")
-    assert_error(runner.invoke(cli, ["predict", str(model), path]), 3,
-                 "'rooms'", "model's feature", "not found", "columns: area, district")
+    assert_error(
+        runner.invoke(cli, ["predict", str(model), path]),
+        3,
+        "'rooms'",
+        "model's feature",
+        "not found",
+        "columns: area, district",
+    )
 
 
 def test_missing_id_column(runner, assert_error, model, houses_csv):
-    assert_error(runner.invoke(cli, ["predict", str(model), houses_csv, "--id", "ident"]), 3,
-                 "'ident'", "--id", "did you mean 'id'")
+    assert_error(
+        runner.invoke(cli, ["predict", str(model), houses_csv, "--id", "ident"]),
+        3,
+        "'ident'",
+        "--id",
+        "did you mean 'id'",
+    )
 
 
 def test_unseen_level(runner, assert_error, model, write_csv):
     path = write_csv("area,rooms,district\n50,2,north\n60,3,harbour\n", name="new.csv")
-    assert_error(runner.invoke(cli, ["predict", str(model), path]), 3,
-                 "column 'district'", "'harbour'", "row 2", "never saw")
+    assert_error(
+        runner.invoke(cli, ["predict", str(model), path]),
+        3,
+        "column 'district'",
+        "'harbour'",
+        "row 2",
+        "never saw",
+    )
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ("50,2,north\n,3,south\n", ["'area'", "missing", "row 2"]),
-    ("50,2,north\n60,two,south\n", ["'rooms'", "numeric", "row 2", "'two'"]),
-    ("50,2,north\ninf,3,south\n", ["'area'", "infinite", "row 2"]),
-    ("50,2,north\n60,3,\n", ["'district'", "missing"]),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("50,2,north\n,3,south\n", ["'area'", "missing", "row 2"]),
+        ("50,2,north\n60,two,south\n", ["'rooms'", "numeric", "row 2", "'two'"]),
+        ("50,2,north\ninf,3,south\n", ["'area'", "infinite", "row 2"]),
+        ("50,2,north\n60,3,\n", ["'district'", "missing"]),
+    ],
+)
 def test_bad_values(runner, assert_error, model, write_csv, body, words):
     path = write_csv("area,rooms,district\n" + body, name="new.csv")
     assert_error(runner.invoke(cli, ["predict", str(model), path]), 3, *words)
 
 
 def test_missing_data_file(runner, assert_error, model, tmp_path):
-    assert_error(runner.invoke(cli, ["predict", str(model), str(tmp_path / "none.csv")]), 3,
-                 "not found")
+    assert_error(
+        runner.invoke(cli, ["predict", str(model), str(tmp_path / "none.csv")]), 3, "not found"
+    )

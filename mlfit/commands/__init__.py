@@ -20,11 +20,20 @@ def _names(value: str | None) -> tuple[str, ...] | None:
 
 def data_options(f):
     """DATA, --target/-y, --features/-x, --drop, --na."""
-    f = click.option("--na", type=click.Choice(["error", "drop"]), default="error", show_default=True,
-                     help="Rows with missing values: stop with an error, or drop them.")(f)
+    f = click.option(
+        "--na",
+        type=click.Choice(["error", "drop"]),
+        default="error",
+        show_default=True,
+        help="Rows with missing values: stop with an error, or drop them.",
+    )(f)
     f = click.option("--drop", metavar="A,B", help="Columns to leave out.")(f)
-    f = click.option("--features", "-x", metavar="A,B", help="Feature columns (default: all but the "
-                     "target and --drop).")(f)
+    f = click.option(
+        "--features",
+        "-x",
+        metavar="A,B",
+        help="Feature columns (default: all but the target and --drop).",
+    )(f)
     f = click.option("--target", "-y", metavar="COL", help="Target column (default: the last).")(f)
     return click.argument("data", metavar="DATA")(f)
 
@@ -37,11 +46,21 @@ def design_options(config_cls):
     """--no-intercept and --poly D."""
 
     def decorate(f):
-        f = click.option("--poly", type=click.IntRange(min=1), default=1, show_default=True,
-                         metavar="D", help="Polynomial terms of the numeric features up to total "
-                         "degree D (x, x^2, x1*x2, ...).")(f)
-        return click.option("--intercept/--no-intercept", default=config_cls.intercept,
-                            show_default=True, help="Fit an intercept.")(f)
+        f = click.option(
+            "--poly",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            metavar="D",
+            help="Polynomial terms of the numeric features up to total "
+            "degree D (x, x^2, x1*x2, ...).",
+        )(f)
+        return click.option(
+            "--intercept/--no-intercept",
+            default=config_cls.intercept,
+            show_default=True,
+            help="Fit an intercept.",
+        )(f)
 
     return decorate
 
@@ -50,23 +69,54 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
     """--method, --lr, --batch-size, --epochs, --tol, --seed, --strict."""
 
     def decorate(f):
-        f = click.option("--strict", is_flag=True, help="Exit with code 5 when the fit does not "
-                         "converge (for Makefiles).")(f)
-        f = click.option("--seed", type=int, default=config_cls.seed, show_default=True,
-                         help="Seed for shuffling: the same seed gives the same result.")(f)
-        f = click.option("--tol", type=click.FloatRange(min=0), default=config_cls.tol,
-                         show_default=True, help="Stop when the gradient norm falls below tol "
-                         "times its starting value.")(f)
-        f = click.option("--epochs", type=click.IntRange(min=1), default=config_cls.epochs,
-                         show_default=True, help="Maximum number of passes over the data.")(f)
-        f = click.option("--batch-size", type=click.IntRange(min=1), default=config_cls.batch_size,
-                         show_default=True, help="Rows per step for --method minibatch.")(f)
-        f = click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-                         default=config_cls.lr, show_default=True, help="Learning rate.")(f)
-        return click.option("--method", type=click.Choice(list(methods)),
-                            default=config_cls.method, show_default=True,
-                            help="Solver: " + ", ".join(methods) + " (batch, minibatch and sgd "
-                            "are gradient descent with full, --batch-size or one-row steps).")(f)
+        f = click.option(
+            "--strict",
+            is_flag=True,
+            help="Exit with code 5 when the fit does not converge (for Makefiles).",
+        )(f)
+        f = click.option(
+            "--seed",
+            type=int,
+            default=config_cls.seed,
+            show_default=True,
+            help="Seed for shuffling: the same seed gives the same result.",
+        )(f)
+        f = click.option(
+            "--tol",
+            type=click.FloatRange(min=0),
+            default=config_cls.tol,
+            show_default=True,
+            help="Stop when the gradient norm falls below tol times its starting value.",
+        )(f)
+        f = click.option(
+            "--epochs",
+            type=click.IntRange(min=1),
+            default=config_cls.epochs,
+            show_default=True,
+            help="Maximum number of passes over the data.",
+        )(f)
+        f = click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=config_cls.batch_size,
+            show_default=True,
+            help="Rows per step for --method minibatch.",
+        )(f)
+        f = click.option(
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            default=config_cls.lr,
+            show_default=True,
+            help="Learning rate.",
+        )(f)
+        return click.option(
+            "--method",
+            type=click.Choice(list(methods)),
+            default=config_cls.method,
+            show_default=True,
+            help="Solver: " + ", ".join(methods) + " (batch, minibatch and sgd "
+            "are gradient descent with full, --batch-size or one-row steps).",
+        )(f)
 
     return decorate
 
@@ -74,7 +124,15 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
 def output_options(f):
     """--json, --save/-o, --quiet/-q."""
     f = click.option("--quiet", "-q", is_flag=True, help="Print only the result and errors.")(f)
-    f = click.option("--save", "-o", metavar="FILE", help="Write the fitted model to FILE "
-                     "(JSON; written atomically).")(f)
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print one JSON document on stdout instead of the report.")(f)
+    f = click.option(
+        "--save",
+        "-o",
+        metavar="FILE",
+        help="Write the fitted model to FILE (JSON; written atomically).",
+    )(f)
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print one JSON document on stdout instead of the report.",
+    )(f)

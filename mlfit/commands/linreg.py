@@ -13,12 +13,34 @@ from mlfit.solvers.linreg import Config
 @data_options
 @design_options(Config)
 @descent_options(Config)
-@click.option("--standardize/--no-standardize", default=Config.standardize, show_default=True,
-              help="Descend on standardized features and target; coefficients are always "
-              "reported on the original scale.")
+@click.option(
+    "--standardize/--no-standardize",
+    default=Config.standardize,
+    show_default=True,
+    help="Descend on standardized features and target; coefficients are always "
+    "reported on the original scale.",
+)
 @output_options
-def command(data, target, features, drop, na, intercept, poly, method, lr, batch_size, epochs, tol,
-            seed, strict, standardize, as_json, save, quiet):
+def command(
+    data,
+    target,
+    features,
+    drop,
+    na,
+    intercept,
+    poly,
+    method,
+    lr,
+    batch_size,
+    epochs,
+    tol,
+    seed,
+    strict,
+    standardize,
+    as_json,
+    save,
+    quiet,
+):
     """Linear regression by gradient descent: batch, minibatch or SGD.
 
     Minimises half the mean squared error. One epoch is one pass over the rows (shuffled
@@ -31,7 +53,22 @@ def command(data, target, features, drop, na, intercept, poly, method, lr, batch
         mlfit linreg sample_data/houses.csv -y price --method sgd --lr 0.01 --epochs 50
         mlfit linreg sample_data/houses.csv -y price --json --seed 7 | jq .convergence.iterations
     """
-    config = Config(method=method, lr=lr, batch_size=batch_size, epochs=epochs, tol=tol, seed=seed,
-                    intercept=intercept, standardize=standardize)
-    run_fit("linreg", config, data, selection(target, features, drop, na),
-            Output(as_json, save, quiet), poly=poly, strict=strict)
+    config = Config(
+        method=method,
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        tol=tol,
+        seed=seed,
+        intercept=intercept,
+        standardize=standardize,
+    )
+    run_fit(
+        "linreg",
+        config,
+        data,
+        selection(target, features, drop, na),
+        Output(as_json, save, quiet),
+        poly=poly,
+        strict=strict,
+    )

@@ -15,25 +15,70 @@ METHODS = ("auto", "newton", "lbfgs", "batch", "minibatch", "sgd")
 @data_options
 @design_options(Config)
 @descent_options(Config, METHODS)
-@click.option("--max-iter", type=click.IntRange(min=1), default=Config.max_iter, show_default=True,
-              help="Maximum iterations for --method newton and lbfgs.")
-@click.option("--l2", type=click.FloatRange(min=0), default=Config.l2, show_default=True,
-              metavar="LAMBDA", help="Penalty LAMBDA/2 * sum(coef^2) on the log-likelihood "
-              "(scikit-learn's C = 1/LAMBDA); the intercept is not penalised.")
-@click.option("--class-weight", type=click.Choice(["none", "balanced"]), default=Config.class_weight,
-              show_default=True, help="balanced: weight each row by n / (classes * rows of its "
-              "class).")
+@click.option(
+    "--max-iter",
+    type=click.IntRange(min=1),
+    default=Config.max_iter,
+    show_default=True,
+    help="Maximum iterations for --method newton and lbfgs.",
+)
+@click.option(
+    "--l2",
+    type=click.FloatRange(min=0),
+    default=Config.l2,
+    show_default=True,
+    metavar="LAMBDA",
+    help="Penalty LAMBDA/2 * sum(coef^2) on the log-likelihood "
+    "(scikit-learn's C = 1/LAMBDA); the intercept is not penalised.",
+)
+@click.option(
+    "--class-weight",
+    type=click.Choice(["none", "balanced"]),
+    default=Config.class_weight,
+    show_default=True,
+    help="balanced: weight each row by n / (classes * rows of its class).",
+)
 @click.option("--multiclass", is_flag=True, help="Softmax regression even for two classes.")
-@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              metavar="FRACTION", help="Hold out this fraction of each class's rows (seeded by "
-              "--seed) and report the same metrics on them.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=Config.threshold,
-              show_default=True, help="Binary models: predict the second class when its "
-              "probability is at least this.")
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    metavar="FRACTION",
+    help="Hold out this fraction of each class's rows (seeded by "
+    "--seed) and report the same metrics on them.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=Config.threshold,
+    show_default=True,
+    help="Binary models: predict the second class when its probability is at least this.",
+)
 @output_options
-def command(data, target, features, drop, na, intercept, poly, method, lr, batch_size, epochs, tol,
-            seed, strict, max_iter, l2, class_weight, multiclass, holdout, threshold, as_json, save,
-            quiet):
+def command(
+    data,
+    target,
+    features,
+    drop,
+    na,
+    intercept,
+    poly,
+    method,
+    lr,
+    batch_size,
+    epochs,
+    tol,
+    seed,
+    strict,
+    max_iter,
+    l2,
+    class_weight,
+    multiclass,
+    holdout,
+    threshold,
+    as_json,
+    save,
+    quiet,
+):
     """Logistic regression; softmax for more than two classes.
 
     Class labels may be numbers or text; the first class in sorted order is the reference
@@ -48,8 +93,28 @@ def command(data, target, features, drop, na, intercept, poly, method, lr, batch
         mlfit logreg sample_data/flowers.csv -y species --holdout 0.25 --seed 1
         mlfit logreg sample_data/admissions.csv -y admitted --method sgd --lr 0.05 --epochs 30
     """
-    config = Config(method=method, lr=lr, batch_size=batch_size, epochs=epochs, tol=tol, seed=seed,
-                    max_iter=max_iter, l2=l2, class_weight=class_weight, multiclass=multiclass,
-                    intercept=intercept, holdout=holdout or 0.0, threshold=threshold)
-    run_fit("logreg", config, data, selection(target, features, drop, na),
-            Output(as_json, save, quiet), poly=poly, strict=strict, target_kind="label")
+    config = Config(
+        method=method,
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        tol=tol,
+        seed=seed,
+        max_iter=max_iter,
+        l2=l2,
+        class_weight=class_weight,
+        multiclass=multiclass,
+        intercept=intercept,
+        holdout=holdout or 0.0,
+        threshold=threshold,
+    )
+    run_fit(
+        "logreg",
+        config,
+        data,
+        selection(target, features, drop, na),
+        Output(as_json, save, quiet),
+        poly=poly,
+        strict=strict,
+        target_kind="label",
+    )

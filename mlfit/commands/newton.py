@@ -14,26 +14,73 @@ FAMILIES = ["gaussian", "bernoulli", "logistic", "poisson"]
 @click.command("newton")
 @data_options
 @design_options(Config)
-@click.option("--family", type=click.Choice(FAMILIES), default=Config.family, show_default=True,
-              help="Response distribution and its canonical link: gaussian (identity), bernoulli "
-              "or logistic (logit), poisson (log).")
-@click.option("--max-iter", type=click.IntRange(min=1), default=Config.max_iter, show_default=True,
-              help="Maximum Newton iterations.")
-@click.option("--tol", type=click.FloatRange(min=0), default=Config.tol, show_default=True,
-              help="Stop when the next step would change the deviance by less than tol, relative.")
-@click.option("--l2", type=click.FloatRange(min=0), default=Config.l2, show_default=True,
-              metavar="LAMBDA", help="Penalty LAMBDA/2 * sum(coef^2) on the log-likelihood; the "
-              "intercept is not penalised. Standard errors are not reported for penalised fits.")
-@click.option("--offset", metavar="COL", help="Column added to the linear predictor with "
-              "coefficient 1 (e.g. log exposure for Poisson rates).")
-@click.option("--chunk-rows", type=click.IntRange(min=1), metavar="N",
-              help="Read N rows at a time, one pass per iteration, memory bounded by the chunk "
-              "(automatic for files over 1 GiB).")
-@click.option("--strict", is_flag=True, help="Exit with code 5 when Newton's method does not "
-              "converge.")
+@click.option(
+    "--family",
+    type=click.Choice(FAMILIES),
+    default=Config.family,
+    show_default=True,
+    help="Response distribution and its canonical link: gaussian (identity), bernoulli "
+    "or logistic (logit), poisson (log).",
+)
+@click.option(
+    "--max-iter",
+    type=click.IntRange(min=1),
+    default=Config.max_iter,
+    show_default=True,
+    help="Maximum Newton iterations.",
+)
+@click.option(
+    "--tol",
+    type=click.FloatRange(min=0),
+    default=Config.tol,
+    show_default=True,
+    help="Stop when the next step would change the deviance by less than tol, relative.",
+)
+@click.option(
+    "--l2",
+    type=click.FloatRange(min=0),
+    default=Config.l2,
+    show_default=True,
+    metavar="LAMBDA",
+    help="Penalty LAMBDA/2 * sum(coef^2) on the log-likelihood; the "
+    "intercept is not penalised. Standard errors are not reported for penalised fits.",
+)
+@click.option(
+    "--offset",
+    metavar="COL",
+    help="Column added to the linear predictor with "
+    "coefficient 1 (e.g. log exposure for Poisson rates).",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Read N rows at a time, one pass per iteration, memory bounded by the chunk "
+    "(automatic for files over 1 GiB).",
+)
+@click.option(
+    "--strict", is_flag=True, help="Exit with code 5 when Newton's method does not converge."
+)
 @output_options
-def command(data, target, features, drop, na, intercept, poly, family, max_iter, tol, l2, offset,
-            chunk_rows, strict, as_json, save, quiet):
+def command(
+    data,
+    target,
+    features,
+    drop,
+    na,
+    intercept,
+    poly,
+    family,
+    max_iter,
+    tol,
+    l2,
+    offset,
+    chunk_rows,
+    strict,
+    as_json,
+    save,
+    quiet,
+):
     """GLMs by Newton's method: Gaussian, logistic, Poisson.
 
     Fits a GLM (Gaussian, Bernoulli/logistic or Poisson, canonical links) by Newton-Raphson
@@ -47,8 +94,21 @@ def command(data, target, features, drop, na, intercept, poly, family, max_iter,
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --json | jq .coefficients
     """
-    config = Config(family="bernoulli" if family == "logistic" else family, max_iter=max_iter,
-                    tol=tol, l2=l2, intercept=intercept)
-    run_fit("newton", config, data, selection(target, features, drop, na),
-            Output(as_json, save, quiet), poly=poly, chunk_rows=chunk_rows, strict=strict,
-            extras={"offset": offset} if offset else None)
+    config = Config(
+        family="bernoulli" if family == "logistic" else family,
+        max_iter=max_iter,
+        tol=tol,
+        l2=l2,
+        intercept=intercept,
+    )
+    run_fit(
+        "newton",
+        config,
+        data,
+        selection(target, features, drop, na),
+        Output(as_json, save, quiet),
+        poly=poly,
+        chunk_rows=chunk_rows,
+        strict=strict,
+        extras={"offset": offset} if offset else None,
+    )

@@ -12,14 +12,26 @@ from mlfit.solvers.normal_eq import Config
 @click.command("normal-eq")
 @data_options
 @design_options(Config)
-@click.option("--l2", type=click.FloatRange(min=0), default=Config.l2, show_default=True,
-              metavar="LAMBDA", help="Ridge penalty LAMBDA * sum(coef^2); the intercept is not "
-              "penalised. Standard errors are not reported for ridge fits.")
-@click.option("--chunk-rows", type=click.IntRange(min=1), metavar="N",
-              help="Read N rows at a time in one pass, memory bounded by the chunk (automatic "
-              "for files over 1 GiB).")
+@click.option(
+    "--l2",
+    type=click.FloatRange(min=0),
+    default=Config.l2,
+    show_default=True,
+    metavar="LAMBDA",
+    help="Ridge penalty LAMBDA * sum(coef^2); the intercept is not "
+    "penalised. Standard errors are not reported for ridge fits.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Read N rows at a time in one pass, memory bounded by the chunk (automatic "
+    "for files over 1 GiB).",
+)
 @output_options
-def command(data, target, features, drop, na, intercept, poly, l2, chunk_rows, as_json, save, quiet):
+def command(
+    data, target, features, drop, na, intercept, poly, l2, chunk_rows, as_json, save, quiet
+):
     """Exact least squares by QR, with standard errors, t tests and R².
 
     Solves min ||y - X b||^2 (+ LAMBDA ||b||^2 with --l2) without ever forming X'X: a
@@ -33,6 +45,12 @@ def command(data, target, features, drop, na, intercept, poly, l2, chunk_rows, a
         mlfit normal-eq sample_data/houses.csv -y price --json | jq .metrics.r_squared
         mlfit normal-eq big.csv.gz --chunk-rows 100000
     """
-    run_fit("normal-eq", Config(intercept=intercept, l2=l2), data,
-            selection(target, features, drop, na), Output(as_json, save, quiet), poly=poly,
-            chunk_rows=chunk_rows)
+    run_fit(
+        "normal-eq",
+        Config(intercept=intercept, l2=l2),
+        data,
+        selection(target, features, drop, na),
+        Output(as_json, save, quiet),
+        poly=poly,
+        chunk_rows=chunk_rows,
+    )

@@ -10,15 +10,27 @@ from mlfit.predict import predict_file
 @click.command("predict")
 @click.argument("model", metavar="MODEL")
 @click.argument("data", metavar="DATA")
-@click.option("--output", metavar="FILE", help="Write predictions to FILE (atomically) instead of "
-              "stdout.")
+@click.option(
+    "--output", metavar="FILE", help="Write predictions to FILE (atomically) instead of stdout."
+)
 @click.option("--json", "as_json", is_flag=True, help="Write JSON Lines instead of CSV.")
-@click.option("--id", "id_column", metavar="COL", help="Copy column COL through to the output, to "
-              "match predictions to rows.")
-@click.option("--proba", is_flag=True, help="Classifiers: add a column p_<class> with each class's "
-              "probability.")
-@click.option("--threshold", type=click.FloatRange(0, 1), help="Binary classifiers: predict the "
-              "second class when its probability is at least this (default: the model's).")
+@click.option(
+    "--id",
+    "id_column",
+    metavar="COL",
+    help="Copy column COL through to the output, to match predictions to rows.",
+)
+@click.option(
+    "--proba",
+    is_flag=True,
+    help="Classifiers: add a column p_<class> with each class's probability.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    help="Binary classifiers: predict the "
+    "second class when its probability is at least this (default: the model's).",
+)
 def command(model, data, output, as_json, id_column, proba, threshold):
     """Apply a saved model file to new data.
 

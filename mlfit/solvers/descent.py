@@ -39,13 +39,23 @@ class DescentOutcome:
     criterion: str = ""
 
     def convergence(self) -> dict:
-        return {"iterations": self.iterations, "converged": self.converged,
-                "final_loss": self.final_loss, "gradient_norm": self.gradient_norm,
-                "criterion": self.criterion, "history": self.history}
+        return {
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "final_loss": self.final_loss,
+            "gradient_norm": self.gradient_norm,
+            "criterion": self.criterion,
+            "history": self.history,
+        }
 
 
-def descend(objective: Objective, w0: np.ndarray, n: int, config: DescentConfig,
-            on_progress: ProgressFn = no_progress) -> DescentOutcome:
+def descend(
+    objective: Objective,
+    w0: np.ndarray,
+    n: int,
+    config: DescentConfig,
+    on_progress: ProgressFn = no_progress,
+) -> DescentOutcome:
     """Minimise a mean loss over n rows.
 
     One iteration is one epoch (a pass over the data): one step for batch, n / batch_size
@@ -76,24 +86,29 @@ def _descend(objective, w0, n, config, on_progress) -> DescentOutcome:
         else:
             order = rng.permutation(n)
             for start in range(0, n, batch):
-                _, g = objective(w, order[start:start + batch])
+                _, g = objective(w, order[start : start + batch])
                 w -= config.lr * g
         prev = loss
         loss, grad = objective(w, None)
         gnorm = float(np.linalg.norm(grad))
         if not (math.isfinite(loss) and np.all(np.isfinite(w))):
-            raise FitError(f"The loss became {loss} at epoch {epoch}: gradient descent diverged. "
-                           f"Try a smaller --lr (now {config.lr:g}).")
+            raise FitError(
+                f"The loss became {loss} at epoch {epoch}: gradient descent diverged. "
+                f"Try a smaller --lr (now {config.lr:g})."
+            )
         history.append(loss)
         on_progress(Step(epoch, config.epochs, loss))
         rising = rising + 1 if loss > prev else 0
         if rising >= RISING_EPOCHS and loss > history[0]:
-            raise FitError(f"The loss grew for {RISING_EPOCHS} epochs in a row (now {loss:.6g}, "
-                           f"from {history[0]:.6g}): gradient descent is diverging. Try a smaller "
-                           f"--lr (now {config.lr:g}).")
+            raise FitError(
+                f"The loss grew for {RISING_EPOCHS} epochs in a row (now {loss:.6g}, "
+                f"from {history[0]:.6g}): gradient descent is diverging. Try a smaller "
+                f"--lr (now {config.lr:g})."
+            )
         if gnorm <= config.tol * g0:
             return DescentOutcome(w, epoch, True, loss, gnorm, history, "gradient norm")
         if batch < n and abs(prev - loss) <= config.tol * max(abs(loss), np.finfo(float).tiny):
             return DescentOutcome(w, epoch, True, loss, gnorm, history, "relative loss change")
-    return DescentOutcome(w, config.epochs, False, loss, float(np.linalg.norm(grad)), history,
-                          "epoch limit")
+    return DescentOutcome(
+        w, config.epochs, False, loss, float(np.linalg.norm(grad)), history, "epoch limit"
+    )

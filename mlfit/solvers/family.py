@@ -119,9 +119,11 @@ class Bernoulli(ScalarFamily):
     def check_y(self, y, target):
         bad = (y != 0) & (y != 1)
         if bad.any():
-            raise DataError(f"Target '{target}' must be 0 or 1 for the Bernoulli family (row "
-                            f"{int(np.flatnonzero(bad)[0]) + 1} has {y[bad][0]:g}). Use logreg "
-                            "for text or multi-class labels.")
+            raise DataError(
+                f"Target '{target}' must be 0 or 1 for the Bernoulli family (row "
+                f"{int(np.flatnonzero(bad)[0]) + 1} has {y[bad][0]:g}). Use logreg "
+                "for text or multi-class labels."
+            )
 
     def mean(self, eta):
         return sigmoid(eta)
@@ -151,8 +153,10 @@ class Poisson(ScalarFamily):
     def check_y(self, y, target):
         bad = (y < 0) | (y != np.floor(y))
         if bad.any():
-            raise DataError(f"Target '{target}' must hold counts (0, 1, 2, ...) for the Poisson "
-                            f"family (row {int(np.flatnonzero(bad)[0]) + 1} has {y[bad][0]:g}).")
+            raise DataError(
+                f"Target '{target}' must hold counts (0, 1, 2, ...) for the Poisson "
+                f"family (row {int(np.flatnonzero(bad)[0]) + 1} has {y[bad][0]:g})."
+            )
 
     def mean(self, eta):
         return np.exp(np.minimum(eta, _MAX_ETA))
@@ -224,13 +228,12 @@ class Categorical:
             for b in range(a, k1):
                 w = weights * P[:, a + 1] * ((a == b) - P[:, b + 1])
                 block = (X * w[:, None]).T @ X
-                info[a * p:(a + 1) * p, b * p:(b + 1) * p] = block
-                info[b * p:(b + 1) * p, a * p:(a + 1) * p] = block.T
+                info[a * p : (a + 1) * p, b * p : (b + 1) * p] = block
+                info[b * p : (b + 1) * p, a * p : (a + 1) * p] = block.T
         return _penalise(ll, grad, info, beta, l2)
 
 
-FAMILIES = {"gaussian": Gaussian, "bernoulli": Bernoulli, "logistic": Bernoulli,
-            "poisson": Poisson}
+FAMILIES = {"gaussian": Gaussian, "bernoulli": Bernoulli, "logistic": Bernoulli, "poisson": Poisson}
 
 
 def family(name: str) -> ScalarFamily:

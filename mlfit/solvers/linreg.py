@@ -37,8 +37,9 @@ def _standardizer(X: np.ndarray, y: np.ndarray, config: Config):
     return mx, sx, my, sy if sy > 0 else 1.0
 
 
-def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
-        X_lo=None) -> FitResult:
+def fit(
+    X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None
+) -> FitResult:
     """X: (n, p) float64 without the intercept column; y: (n,). X_lo is ignored."""
     start = time.perf_counter()
     X = np.asarray(X, dtype=float)
@@ -66,22 +67,37 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
     mse = float(resid @ resid) / n
     centred = y - y.mean() if config.intercept else y
     tss = float(centred @ centred)
-    metrics = {"mse": mse, "rmse": mse**0.5, "r_squared": 1.0 - mse * n / tss if tss > 0 else None,
-               "n": n}
+    metrics = {
+        "mse": mse,
+        "rmse": mse**0.5,
+        "r_squared": 1.0 - mse * n / tss if tss > 0 else None,
+        "n": n,
+    }
     convergence = outcome.convergence()
     convergence["final_loss"] = outcome.final_loss * sy**2  # half-MSE on the original scale
     convergence["history"] = [h * sy**2 for h in outcome.history]
     warnings = []
     if not outcome.converged:
-        warnings.append(f"Gradient descent did not converge in {config.epochs} epochs (gradient "
-                        f"norm {outcome.gradient_norm:.3g}). Increase --epochs, raise --lr or "
-                        "loosen --tol.")
+        warnings.append(
+            f"Gradient descent did not converge in {config.epochs} epochs (gradient "
+            f"norm {outcome.gradient_norm:.3g}). Increase --epochs, raise --lr or "
+            "loosen --tol."
+        )
     params = {"intercept": intercept, "coef": coef.tolist()}
     if config.standardize:  # for the record: predict uses the original-scale coef directly
-        params["scaling"] = {"feature_mean": mx.tolist(), "feature_scale": sx.tolist(),
-                             "target_mean": my, "target_scale": sy}
-    info = {"method": config.method, "lr": config.lr, "seed": config.seed,
-            "standardize": config.standardize, "fit_seconds": time.perf_counter() - start}
+        params["scaling"] = {
+            "feature_mean": mx.tolist(),
+            "feature_scale": sx.tolist(),
+            "target_mean": my,
+            "target_scale": sy,
+        }
+    info = {
+        "method": config.method,
+        "lr": config.lr,
+        "seed": config.seed,
+        "standardize": config.standardize,
+        "fit_seconds": time.perf_counter() - start,
+    }
     if config.method != "batch":
         info["batch_size"] = 1 if config.method == "sgd" else config.batch_size
     return FitResult("linreg", params, {"estimate": estimate}, metrics, convergence, warnings, info)

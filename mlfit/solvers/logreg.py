@@ -67,13 +67,17 @@ def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
         index = {v: i for i, v in enumerate(labels)}
         codes = np.fromiter((index[str(v)] for v in values), dtype=np.int64, count=len(values))
     if len(labels) < 2:
-        raise DataError(f"Target '{target}' has a single class ({labels[0]!r}); classification "
-                        "needs at least two.")
+        raise DataError(
+            f"Target '{target}' has a single class ({labels[0]!r}); classification "
+            "needs at least two."
+        )
     counts = np.bincount(codes, minlength=len(labels))
     for k in np.flatnonzero(counts == 1):
         row = int(np.flatnonzero(codes == k)[0]) + 1
-        raise DataError(f"Class {labels[k]!r} of target '{target}' has a single row (row {row}): "
-                        "a typo or a stray value? Fix or remove that row, or merge the class.")
+        raise DataError(
+            f"Class {labels[k]!r} of target '{target}' has a single row (row {row}): "
+            "a typo or a stray value? Fix or remove that row, or merge the class."
+        )
     return codes, labels
 
 
@@ -117,18 +121,24 @@ class _Problem:
         pen = np.zeros((self.p, self.n_out))
         if config.l2 > 0:
             first = 1 if config.intercept else 0
-            pen[first:] = config.l2 / (self.scale**2)[:, None]  # b_j = w_j / s_j on the original scale
+            pen[first:] = (
+                config.l2 / (self.scale**2)[:, None]
+            )  # b_j = w_j / s_j on the original scale
         self.pen = pen.ravel(order="F") if config.l2 > 0 else None
         self.total_weight = float(weights.sum())
 
     def objective(self, beta, rows=None, info=True):
-        A, y, w = (self.A, self.y, self.weights) if rows is None else \
-            (self.A[rows], self.y[rows], self.weights[rows])
+        A, y, w = (
+            (self.A, self.y, self.weights)
+            if rows is None
+            else (self.A[rows], self.y[rows], self.weights[rows])
+        )
         pen = self.pen
         if rows is not None and pen is not None:  # spread the penalty over the batches
             pen = pen * (w.sum() / self.total_weight)
-        return self.family.objective(A, y, beta, 0.0 if self.softmax else np.zeros(len(y)), w,
-                                     pen, info=info)
+        return self.family.objective(
+            A, y, beta, 0.0 if self.softmax else np.zeros(len(y)), w, pen, info=info
+        )
 
     def mean_loss(self, beta, rows=None):
         """Mean penalised negative log-likelihood and its gradient (for descent and L-BFGS)."""
@@ -152,8 +162,15 @@ def _choose(config: Config, n_params: int) -> str:
     return "newton" if n_params <= NEWTON_MAX_PARAMS else "lbfgs"
 
 
-def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None,
-        names=None, target: str = "y") -> FitResult:
+def fit(
+    X,
+    y,
+    config: Config = Config(),
+    on_progress: ProgressFn = no_progress,
+    X_lo=None,
+    names=None,
+    target: str = "y",
+) -> FitResult:
     """X: (n, p) without intercept; y: (n,) class labels (numbers or text)."""
     start = time.perf_counter()
     X = np.asarray(X, dtype=float)
@@ -166,7 +183,9 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, 
     codes = codes_all[train]
     Xt = X[train]
     if len(np.unique(codes)) < K:
-        raise DataError("--holdout leaves a class out of the training rows; use a smaller fraction.")
+        raise DataError(
+            "--holdout leaves a class out of the training rows; use a smaller fraction."
+        )
     weights = np.ones(len(codes))
     if config.class_weight == "balanced":
         counts = np.bincount(codes, minlength=K)
@@ -181,14 +200,18 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, 
         columns.add(add_intercept(Xt) if config.intercept else Xt, codes == 1)
         cause = separating_column(columns, labels_full, config.intercept)
         if cause:
-            raise FitError(f"Perfect or quasi-complete separation: {cause} ({target} = "
-                           f"{labels[1]!r}). The maximum-likelihood estimates are infinite. Drop or "
-                           "merge that column, or use --l2.")
+            raise FitError(
+                f"Perfect or quasi-complete separation: {cause} ({target} = "
+                f"{labels[1]!r}). The maximum-likelihood estimates are infinite. Drop or "
+                "merge that column, or use --l2."
+            )
     beta0 = np.zeros(problem.p * problem.n_out)
     if config.intercept:  # start at the class frequencies
         freq = np.bincount(codes, weights=weights, minlength=K) / weights.sum()
-        start_logits = np.log(freq[1:] / freq[0]) if problem.softmax else [np.log(freq[1] / freq[0])]
-        beta0[::problem.p] = start_logits
+        start_logits = (
+            np.log(freq[1:] / freq[0]) if problem.softmax else [np.log(freq[1] / freq[0])]
+        )
+        beta0[:: problem.p] = start_logits
     opt, convergence = _optimise(problem, method, beta0, config, labels_full, on_progress)
     B = problem.to_original(opt.beta)
     P_train = _probabilities(X[train], B, config.intercept, problem.softmax)
@@ -201,36 +224,56 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, 
         table.update(z_table(table["estimate"], table["std_error"]))
     decide = _decider(config, problem.softmax)
     metrics = classification_metrics(codes, P_train, labels, decide(P_train))
-    metrics["log_likelihood"] = float(np.sum(np.log(np.clip(
-        P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0))))
+    metrics["log_likelihood"] = float(
+        np.sum(np.log(np.clip(P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0)))
+    )
     k = B.size
     metrics["aic"] = -2 * metrics["log_likelihood"] + 2 * k
     metrics["bic"] = -2 * metrics["log_likelihood"] + np.log(len(codes)) * k
     if test is not None:
         P_test = _probabilities(X[test], B, config.intercept, problem.softmax)
-        metrics["holdout"] = classification_metrics(codes_all[test], P_test, labels,
-                                                    decide(P_test))
+        metrics["holdout"] = classification_metrics(codes_all[test], P_test, labels, decide(P_test))
     warnings = []
     if not convergence["converged"]:
-        warnings.append(f"{method} did not converge (after {convergence['iterations']} "
-                        "iterations). Raise --max-iter (Newton, L-BFGS) or --epochs (descent), or "
-                        "loosen --tol.")
-    params = {"classes": labels, "softmax": problem.softmax, "threshold": config.threshold,
-              "intercept": (B[0].tolist() if problem.softmax else float(B[0, 0]))
-              if config.intercept else None,
-              "coef": (B[1:] if config.intercept else B).tolist() if problem.softmax
-              else (B[1:, 0] if config.intercept else B[:, 0]).tolist()}
-    info = {"method": method, "classes": [str(c) for c in labels],
-            "model": "softmax" if problem.softmax else "logistic",
-            "reference_class": str(labels[0]) if problem.softmax else None,
-            "class_weight": config.class_weight, "fit_seconds": time.perf_counter() - start}
+        warnings.append(
+            f"{method} did not converge (after {convergence['iterations']} "
+            "iterations). Raise --max-iter (Newton, L-BFGS) or --epochs (descent), or "
+            "loosen --tol."
+        )
+    params = {
+        "classes": labels,
+        "softmax": problem.softmax,
+        "threshold": config.threshold,
+        "intercept": (B[0].tolist() if problem.softmax else float(B[0, 0]))
+        if config.intercept
+        else None,
+        "coef": (B[1:] if config.intercept else B).tolist()
+        if problem.softmax
+        else (B[1:, 0] if config.intercept else B[:, 0]).tolist(),
+    }
+    info = {
+        "method": method,
+        "classes": [str(c) for c in labels],
+        "model": "softmax" if problem.softmax else "logistic",
+        "reference_class": str(labels[0]) if problem.softmax else None,
+        "class_weight": config.class_weight,
+        "fit_seconds": time.perf_counter() - start,
+    }
     if config.l2 > 0:
         info["l2"] = config.l2
     if config.holdout:
         info["holdout"] = config.holdout
         info["seed"] = config.seed
-    return FitResult("logreg", params, table, metrics, convergence, warnings, info,
-                     _parameter_names(labels_full, labels, problem.softmax))
+    return FitResult(
+        "logreg",
+        params,
+        table,
+        metrics,
+        convergence,
+        warnings,
+        info,
+        _parameter_names(labels_full, labels, problem.softmax),
+    )
 
 
 def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]:
@@ -242,12 +285,15 @@ def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]
 def _optimise(problem: _Problem, method: str, beta0, config: Config, labels, on_progress):
     if method == "newton":
         try:
-            opt = newton(problem.objective, beta0, config.max_iter, min(config.tol, NEWTON_TOL),
-                         on_progress)
+            opt = newton(
+                problem.objective, beta0, config.max_iter, min(config.tol, NEWTON_TOL), on_progress
+            )
         except SingularInformation as exc:
             name = labels[exc.index % problem.p]
-            raise FitError(f"The Hessian is singular: '{name}' is constant, a linear combination "
-                           "of earlier columns, or separates the classes. Drop it, or use --l2.") from None
+            raise FitError(
+                f"The Hessian is singular: '{name}' is constant, a linear combination "
+                "of earlier columns, or separates the classes. Drop it, or use --l2."
+            ) from None
         conv = opt.convergence("newton")
         conv["final_loss"] = -opt.loglik / problem.total_weight
         conv["gradient_norm"] /= problem.total_weight  # of the mean loss, as for other methods
@@ -259,11 +305,16 @@ def _optimise(problem: _Problem, method: str, beta0, config: Config, labels, on_
         conv["final_loss"] = -opt.loglik
         conv["history"] = [h / 2 for h in opt.history]
         return opt, conv
-    outcome = descend(problem.mean_loss, beta0, len(problem.y),
-                      DescentConfig(method, config.lr, config.batch_size, config.epochs,
-                                    config.tol, config.seed), on_progress)
-    opt = Optimum(outcome.w, -outcome.final_loss, np.zeros(0), None, outcome.iterations,
-                  outcome.converged)
+    outcome = descend(
+        problem.mean_loss,
+        beta0,
+        len(problem.y),
+        DescentConfig(method, config.lr, config.batch_size, config.epochs, config.tol, config.seed),
+        on_progress,
+    )
+    opt = Optimum(
+        outcome.w, -outcome.final_loss, np.zeros(0), None, outcome.iterations, outcome.converged
+    )
     return opt, outcome.convergence()
 
 
@@ -277,10 +328,12 @@ def _check_separation(problem, opt, P, codes, config, target):
         positive_sets = [codes == k for k in range(problem.K)] if problem.softmax else [codes == 1]
         for positive in positive_sets:
             if separation_exists(problem.A, positive):
-                raise FitError(f"Quasi-complete separation: the fitted probabilities of {extreme} "
-                               f"rows are 1 to machine precision and a combination of columns "
-                               f"separates the classes of '{target}', so the maximum-likelihood "
-                               "estimates are infinite. Drop the separating columns or use --l2.")
+                raise FitError(
+                    f"Quasi-complete separation: the fitted probabilities of {extreme} "
+                    f"rows are 1 to machine precision and a combination of columns "
+                    f"separates the classes of '{target}', so the maximum-likelihood "
+                    "estimates are infinite. Drop the separating columns or use --l2."
+                )
 
 
 def _probabilities(X, B, intercept, softmax) -> np.ndarray:

@@ -59,10 +59,16 @@ class _Blocks:
             X, y, *rest = chunk
             A = add_intercept(X) if self._intercept else np.asarray(X, dtype=float)
             y = np.asarray(y, dtype=float)
-            offset = np.asarray(rest[0], dtype=float) if rest and rest[0] is not None \
+            offset = (
+                np.asarray(rest[0], dtype=float)
+                if rest and rest[0] is not None
                 else np.zeros(len(y))
-            weights = np.asarray(rest[1], dtype=float) if len(rest) > 1 and rest[1] is not None \
+            )
+            weights = (
+                np.asarray(rest[1], dtype=float)
+                if len(rest) > 1 and rest[1] is not None
                 else np.ones(len(y))
+            )
             yield A, y, offset, weights
 
 
@@ -83,18 +89,33 @@ def _summed(fam, blocks, pen):
     return objective
 
 
-def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None,
-        names=None, offset=None, weights=None, target: str = "y") -> FitResult:
+def fit(
+    X,
+    y,
+    config: Config = Config(),
+    on_progress: ProgressFn = no_progress,
+    X_lo=None,
+    names=None,
+    offset=None,
+    weights=None,
+    target: str = "y",
+) -> FitResult:
     """X: (n, p) without intercept; y: (n,); offset, weights: (n,) or None."""
     blocks = list(_Blocks([(X, y, offset, weights)], config.intercept))
     return _fit(blocks, config, on_progress, names, target, in_memory=True)
 
 
-def fit_chunks(chunks: Iterable, config: Config = Config(), on_progress: ProgressFn = no_progress,
-               names=None, target: str = "y") -> FitResult:
+def fit_chunks(
+    chunks: Iterable,
+    config: Config = Config(),
+    on_progress: ProgressFn = no_progress,
+    names=None,
+    target: str = "y",
+) -> FitResult:
     """chunks: re-iterable of (X, y) or (X, y, offset); one pass over them per iteration."""
-    return _fit(_Blocks(chunks, config.intercept), config, on_progress, names, target,
-                in_memory=False)
+    return _fit(
+        _Blocks(chunks, config.intercept), config, on_progress, names, target, in_memory=False
+    )
 
 
 def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
@@ -103,7 +124,8 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
     stats = _scan(fam, blocks, target)
     p = stats["p"]
     labels = (["intercept"] if config.intercept else []) + (
-        list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)])
+        list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)]
+    )
     if config.l2 == 0:
         _check_single_columns(fam, stats["columns"], labels, config.intercept, target)
     pen = None
@@ -116,18 +138,32 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
         mu = fam.start_mu(np.array([stats["y_mean"]]))
         beta0[0] = float(fam.link_fn(mu)[0]) - stats["offset_mean"]
     try:
-        opt = newton(_summed(fam, blocks, pen), beta0, config.max_iter, config.tol, on_progress,
-                     stats["saturated_loglik"])
+        opt = newton(
+            _summed(fam, blocks, pen),
+            beta0,
+            config.max_iter,
+            config.tol,
+            on_progress,
+            stats["saturated_loglik"],
+        )
     except SingularInformation as exc:
-        if fam.name == "bernoulli" and config.l2 == 0 and in_memory and \
-                separation_exists(blocks[0][0], blocks[0][1] == 1):
-            raise FitError(f"Quasi-complete separation: a combination of columns predicts "
-                           f"{target} exactly for some rows, so the maximum-likelihood estimates "
-                           "are infinite (the Hessian became singular). Drop the separating "
-                           "columns, merge levels, or use --l2.") from None
-        raise FitError(f"The Hessian is singular: '{labels[exc.index]}' is constant or a linear "
-                       "combination of the columns before it (or its fitted weights vanish, as "
-                       "under separation). Drop it, or use --l2.") from None
+        if (
+            fam.name == "bernoulli"
+            and config.l2 == 0
+            and in_memory
+            and separation_exists(blocks[0][0], blocks[0][1] == 1)
+        ):
+            raise FitError(
+                f"Quasi-complete separation: a combination of columns predicts "
+                f"{target} exactly for some rows, so the maximum-likelihood estimates "
+                "are infinite (the Hessian became singular). Drop the separating "
+                "columns, merge levels, or use --l2."
+            ) from None
+        raise FitError(
+            f"The Hessian is singular: '{labels[exc.index]}' is constant or a linear "
+            "combination of the columns before it (or its fitted weights vanish, as "
+            "under separation). Drop it, or use --l2."
+        ) from None
     final = _final_pass(fam, blocks, opt.beta)
     if config.l2 == 0:
         _check_boundary(fam, blocks, final, opt, target, in_memory)
@@ -142,15 +178,19 @@ def _check_single_columns(fam, columns: ColumnSummary, labels, intercept, target
     if fam.name == "bernoulli":
         cause = separating_column(columns, labels, intercept)
         if cause:
-            raise FitError(f"Perfect or quasi-complete separation: {cause} ({target} = 1). The "
-                           "maximum-likelihood estimates are infinite. Drop or merge that column, "
-                           "or use --l2.")
+            raise FitError(
+                f"Perfect or quasi-complete separation: {cause} ({target} = 1). The "
+                "maximum-likelihood estimates are infinite. Drop or merge that column, "
+                "or use --l2."
+            )
     if fam.name == "poisson":
         name = zero_count_column(columns, labels, intercept)
         if name:
-            raise FitError(f"Every row where '{name}' is non-zero has {target} = 0, so its "
-                           "coefficient goes to minus infinity (the maximum-likelihood estimate "
-                           "does not exist). Drop or merge that column, or use --l2.")
+            raise FitError(
+                f"Every row where '{name}' is non-zero has {target} = 0, so its "
+                "coefficient goes to minus infinity (the maximum-likelihood estimate "
+                "does not exist). Drop or merge that column, or use --l2."
+            )
 
 
 def _scan(fam, blocks, target) -> dict:
@@ -174,12 +214,21 @@ def _scan(fam, blocks, target) -> dict:
     if n < p:
         raise DataError(f"Only {n} rows for {p} parameters; use fewer features.")
     if fam.name == "bernoulli" and y_min == y_max:
-        raise DataError(f"Target '{target}' has a single class ({y_min:g}); a logistic model "
-                        "needs both 0 and 1.")
+        raise DataError(
+            f"Target '{target}' has a single class ({y_min:g}); a logistic model "
+            "needs both 0 and 1."
+        )
     if fam.name == "poisson" and y_max == 0:
         raise DataError(f"Target '{target}' is 0 in every row; a Poisson model needs some counts.")
-    return {"n": n, "p": p, "y_mean": swy / sw, "offset_mean": soff / n, "sum_w": sw,
-            "columns": columns, "saturated_loglik": saturated}
+    return {
+        "n": n,
+        "p": p,
+        "y_mean": swy / sw,
+        "offset_mean": soff / n,
+        "sum_w": sw,
+        "columns": columns,
+        "saturated_loglik": saturated,
+    }
 
 
 def _final_pass(fam, blocks, beta) -> dict:
@@ -202,20 +251,24 @@ def _check_boundary(fam, blocks, final, opt, target, in_memory):
             A, y = blocks[0][0], blocks[0][1]
             confirmed = separation_exists(A, y == 1)
         if confirmed:
-            raise FitError(f"Quasi-complete separation: a combination of columns predicts {target} "
-                           f"exactly for {final['extreme']} rows, so the maximum-likelihood "
-                           "estimates are infinite. Drop the separating columns, merge levels, or "
-                           "use --l2.")
+            raise FitError(
+                f"Quasi-complete separation: a combination of columns predicts {target} "
+                f"exactly for {final['extreme']} rows, so the maximum-likelihood "
+                "estimates are infinite. Drop the separating columns, merge levels, or "
+                "use --l2."
+            )
     if fam.name == "poisson" and final["vanishing"]:
         confirmed = True
         if in_memory:
             A, y = blocks[0][0], blocks[0][1]
             confirmed = zero_counts_unbounded(A, y)
         if confirmed:
-            raise FitError(f"The fitted mean is 0 for {final['vanishing']} rows with {target} = 0: "
-                           "a combination of columns (often a level with only zero counts) drives "
-                           "the coefficients to infinity, so the maximum-likelihood estimate does "
-                           "not exist. Drop or merge those columns, or use --l2.")
+            raise FitError(
+                f"The fitted mean is 0 for {final['vanishing']} rows with {target} = 0: "
+                "a combination of columns (often a level with only zero counts) drives "
+                "the coefficients to infinity, so the maximum-likelihood estimate does "
+                "not exist. Drop or merge those columns, or use --l2."
+            )
 
 
 def _null_model(fam, blocks, stats, config) -> tuple[float, float]:
@@ -223,10 +276,15 @@ def _null_model(fam, blocks, stats, config) -> tuple[float, float]:
     ones = _Constant(blocks, 1.0 if config.intercept else 0.0)
     beta = np.zeros(1)
     if config.intercept:
-        beta0 = np.array([float(fam.link_fn(fam.start_mu(np.array([stats["y_mean"]])))[0])
-                          - stats["offset_mean"]])
-        beta = newton(_summed(fam, ones, None), beta0, 100, 1e-14,
-                      saturated_loglik=stats["saturated_loglik"]).beta
+        beta0 = np.array(
+            [
+                float(fam.link_fn(fam.start_mu(np.array([stats["y_mean"]])))[0])
+                - stats["offset_mean"]
+            ]
+        )
+        beta = newton(
+            _summed(fam, ones, None), beta0, 100, 1e-14, saturated_loglik=stats["saturated_loglik"]
+        ).beta
     final = _final_pass(fam, ones, beta)
     return final["loglik"], final["deviance"]
 
@@ -261,21 +319,34 @@ def _glm_result(fam, opt, final, n, p, null_ll, null_dev, config) -> FitResult:
         L, d = cholesky(opt.info)
         se = np.sqrt(dispersion * inverse_diagonal(L, d))
         table["std_error"] = se
-        table.update(t_table(opt.beta, se, df_resid) if fam.estimates_dispersion
-                     else z_table(opt.beta, se))
-    metrics = {"deviance": dev, "null_deviance": null_dev, "df_residual": df_resid,
-               "df_null": n - (1 if config.intercept else 0), "log_likelihood": loglik,
-               "aic": -2.0 * loglik + 2.0 * k, "bic": -2.0 * loglik + math.log(n) * k,
-               "pseudo_r_squared": 1.0 - loglik / null_ll if null_ll != 0 else math.nan,
-               "dispersion": dispersion, "n": n}
+        table.update(
+            t_table(opt.beta, se, df_resid) if fam.estimates_dispersion else z_table(opt.beta, se)
+        )
+    metrics = {
+        "deviance": dev,
+        "null_deviance": null_dev,
+        "df_residual": df_resid,
+        "df_null": n - (1 if config.intercept else 0),
+        "log_likelihood": loglik,
+        "aic": -2.0 * loglik + 2.0 * k,
+        "bic": -2.0 * loglik + math.log(n) * k,
+        "pseudo_r_squared": 1.0 - loglik / null_ll if null_ll != 0 else math.nan,
+        "dispersion": dispersion,
+        "n": n,
+    }
     warnings = []
     if not opt.converged:
-        warnings.append(f"Newton's method did not converge in {config.max_iter} iterations "
-                        f"(relative deviance change {opt.last_change:.3g}). Increase --max-iter.")
+        warnings.append(
+            f"Newton's method did not converge in {config.max_iter} iterations "
+            f"(relative deviance change {opt.last_change:.3g}). Increase --max-iter."
+        )
     coef = opt.beta
-    params = {"family": fam.name, "link": fam.link,
-              "intercept": float(coef[0]) if config.intercept else None,
-              "coef": (coef[1:] if config.intercept else coef).tolist()}
+    params = {
+        "family": fam.name,
+        "link": fam.link,
+        "intercept": float(coef[0]) if config.intercept else None,
+        "coef": (coef[1:] if config.intercept else coef).tolist(),
+    }
     info = {"method": "newton", "family": fam.name, "link": fam.link}
     if config.l2 > 0:
         info["l2"] = config.l2

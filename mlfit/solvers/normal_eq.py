@@ -107,13 +107,14 @@ def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
         M[:rows] = top
     if intercept:
         M[rows:, 0] = 1.0
-    M[rows:, first:first + p] = X
+    M[rows:, first : first + p] = X
     M[rows:, -1] = y
     return M
 
 
-def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
-        X_lo=None, names=None) -> FitResult:
+def fit(
+    X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None, names=None
+) -> FitResult:
     """X: (n, p) float64 design without the intercept column; y: (n,).
 
     X_lo: optional (n, p) low parts of X (products kept in double-double by mlfit.design).
@@ -136,8 +137,9 @@ def fit(X, y, config: Config = Config(), on_progress: ProgressFn = no_progress,
     return result
 
 
-def fit_chunks(chunks: Iterable, config: Config = Config(),
-               on_progress: ProgressFn = no_progress, names=None) -> FitResult:
+def fit_chunks(
+    chunks: Iterable, config: Config = Config(), on_progress: ProgressFn = no_progress, names=None
+) -> FitResult:
     """One pass over (X, y) chunks, memory bounded by the chunk: accumulate R of [X | y]."""
     R_aug = None
     moments = _YMoments()
@@ -164,8 +166,10 @@ def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, nam
     n = moments.n
     p = R_aug.shape[1] - 1
     if n < p:
-        raise DataError(f"Only {n} usable rows for {p} parameters: least squares needs at least as "
-                        "many rows as parameters. Use fewer features or a lower --poly.")
+        raise DataError(
+            f"Only {n} usable rows for {p} parameters: least squares needs at least as "
+            "many rows as parameters. Use fewer features or a lower --poly."
+        )
     R_aug = np.triu(R_aug[: p + 1]) if R_aug.shape[0] >= p + 1 else R_aug
     aliased = _aliased_columns(R_aug[:, :p], config.rank_tol)
     if config.l2 > 0:  # ridge: the penalty rows make every column estimable
@@ -201,15 +205,20 @@ def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, nam
     if config.l2 > 0:
         fitted_rss = _ridge_rss(R_aug, keep, coef, p)
         rss = fitted_rss
-    result = _statistics(coef, diag_s / scale**2, rss, moments, aliased, keep, p, cond, config,
-                         method)
+    result = _statistics(
+        coef, diag_s / scale**2, rss, moments, aliased, keep, p, cond, config, method
+    )
     if aliased.any():
         labels = (["intercept"] if config.intercept else []) + (
-            list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)])
+            list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)]
+        )
         listed = ", ".join(f"'{labels[j]}'" for j in np.flatnonzero(aliased))
-        result.warnings.insert(0, f"Aliased (constant, duplicated or collinear) column(s) {listed}: "
-                               "each is a linear combination of the columns before it, so it gets "
-                               "no estimate and counts as 0 in predictions. Drop it to silence this.")
+        result.warnings.insert(
+            0,
+            f"Aliased (constant, duplicated or collinear) column(s) {listed}: "
+            "each is a linear combination of the columns before it, so it gets "
+            "no estimate and counts as 0 in predictions. Drop it to silence this.",
+        )
     return result
 
 
@@ -282,19 +291,30 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, p, cond, config, me
         std_error = full.copy()
         std_error[keep] = np.sqrt(sigma2 * var_unit)
         table["std_error"] = std_error
-        table.update(t_table(estimate, std_error, df_resid) if df_resid > 0 else
-                     {key: full.copy() for key in ("t", "p_value", "ci_low", "ci_high")})
+        table.update(
+            t_table(estimate, std_error, df_resid)
+            if df_resid > 0
+            else {key: full.copy() for key in ("t", "p_value", "ci_low", "ci_high")}
+        )
     if df_resid == 0:
-        warnings.append("As many parameters as rows: the fit is exact and no standard errors or "
-                        "tests can be computed.")
+        warnings.append(
+            "As many parameters as rows: the fit is exact and no standard errors or "
+            "tests can be computed."
+        )
     r2 = 1.0 - rss / tss if tss > 0 else math.nan
     df_model = k - (1 if has_int else 0)
-    metrics = {"r_squared": r2,
-               "adj_r_squared": (1.0 - (1.0 - r2) * (n - (1 if has_int else 0)) / df_resid
-                                 if df_resid > 0 else math.nan),
-               "sigma": math.sqrt(sigma2) if df_resid > 0 else math.nan,
-               "rss": rss, "rmse": math.sqrt(rss / n),
-               "df_model": df_model, "df_residual": df_resid, "n": n}
+    metrics = {
+        "r_squared": r2,
+        "adj_r_squared": (
+            1.0 - (1.0 - r2) * (n - (1 if has_int else 0)) / df_resid if df_resid > 0 else math.nan
+        ),
+        "sigma": math.sqrt(sigma2) if df_resid > 0 else math.nan,
+        "rss": rss,
+        "rmse": math.sqrt(rss / n),
+        "df_model": df_model,
+        "df_residual": df_resid,
+        "n": n,
+    }
     if config.l2 == 0 and df_model > 0 and df_resid > 0 and sigma2 > 0:
         f = ((tss - rss) / df_model) / sigma2
         metrics["f_statistic"] = f
@@ -305,16 +325,21 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, p, cond, config, me
         metrics["aic"] = -2 * loglik + 2 * (k + 1)  # R counts sigma as a parameter
         metrics["bic"] = -2 * loglik + math.log(n) * (k + 1)
     metrics["condition_number"] = cond
-    if cond * EPS > 10.0 ** -WARN_DIGITS:
+    if cond * EPS > 10.0**-WARN_DIGITS:
         digits = max(0.0, -math.log10(cond * EPS))
-        warnings.append(f"The design is ill-conditioned (condition number {cond:.3g} with columns "
-                        f"scaled to unit length): rounding in the data alone can change the "
-                        f"coefficients in their {digits:.0f}th significant digit. Centre or rescale "
-                        "features, or lower --poly.")
+        warnings.append(
+            f"The design is ill-conditioned (condition number {cond:.3g} with columns "
+            f"scaled to unit length): rounding in the data alone can change the "
+            f"coefficients in their {digits:.0f}th significant digit. Centre or rescale "
+            "features, or lower --poly."
+        )
     coef_full = np.where(aliased, 0.0, np.nan_to_num(estimate))
     intercept = float(coef_full[0]) if has_int else None
-    params = {"intercept": intercept, "coef": coef_full[1:].tolist() if has_int else coef_full.tolist(),
-              "aliased": np.flatnonzero(aliased).tolist()}
+    params = {
+        "intercept": intercept,
+        "coef": coef_full[1:].tolist() if has_int else coef_full.tolist(),
+        "aliased": np.flatnonzero(aliased).tolist(),
+    }
     info = {"method": method, "aliased_index": np.flatnonzero(aliased).tolist()}
     if config.l2 > 0:
         info["l2"] = config.l2

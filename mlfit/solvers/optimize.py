@@ -33,10 +33,15 @@ class Optimum:
     last_change: float = math.nan  # relative change of -2 loglik in the last iteration
 
     def convergence(self, method: str) -> dict:
-        return {"iterations": self.iterations, "converged": self.converged,
-                "final_loss": -self.loglik, "gradient_norm": float(np.linalg.norm(self.gradient)),
-                "relative_deviance_change": self.last_change, "method": method,
-                "history": self.history}
+        return {
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "final_loss": -self.loglik,
+            "gradient_norm": float(np.linalg.norm(self.gradient)),
+            "relative_deviance_change": self.last_change,
+            "method": method,
+            "history": self.history,
+        }
 
 
 class SingularInformation(FitError):
@@ -64,7 +69,9 @@ def cholesky(info: np.ndarray, rank_tol: float = 1e-10):
     if err > 0:
         raise SingularInformation(err - 1)
     pivots = np.diag(L)
-    if np.min(pivots) < rank_tol**0.5:  # pivot^2 is the part of a column unexplained by earlier ones
+    if (
+        np.min(pivots) < rank_tol**0.5
+    ):  # pivot^2 is the part of a column unexplained by earlier ones
         raise SingularInformation(int(np.argmin(pivots)))
     return L, d
 
@@ -90,8 +97,14 @@ def _not_worse(new_ll: float, ll: float) -> bool:
     return math.isfinite(new_ll) and new_ll >= ll - 4 * np.finfo(float).eps * abs(ll)
 
 
-def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
-           on_progress: ProgressFn = no_progress, saturated_loglik: float = 0.0) -> Optimum:
+def newton(
+    objective: Objective,
+    beta0: np.ndarray,
+    max_iter: int,
+    tol: float,
+    on_progress: ProgressFn = no_progress,
+    saturated_loglik: float = 0.0,
+) -> Optimum:
     """Newton-Raphson on a concave log-likelihood, halving any step that does not improve it.
 
     Converged when the Newton decrement g' info^-1 g (the gain the next step predicts, on the
@@ -116,13 +129,15 @@ def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
         scale = abs(2.0 * (saturated_loglik - ll)) + 0.1
         # Converged at the tolerance, or at the rounding floor: tiny and no longer shrinking
         # (Newton squares it each step until rounding in the gradient stops it).
-        if decrement <= tol * scale or (decrement <= 1e3 * tol * scale
-                                        and decrement > 0.25 * previous):
+        if decrement <= tol * scale or (
+            decrement <= 1e3 * tol * scale and decrement > 0.25 * previous
+        ):
             polished = objective(beta + step)
             # The gain is below the rounding of the log-likelihood here (a sum of terms far
             # larger than it), so judge the step by the gradient it leaves, as Newton squares it.
             if _not_worse(polished[0], ll) or (
-                    math.isfinite(polished[0]) and np.linalg.norm(polished[1]) <= np.linalg.norm(g)):
+                math.isfinite(polished[0]) and np.linalg.norm(polished[1]) <= np.linalg.norm(g)
+            ):
                 beta, (ll, g, info) = beta + step, polished
             return Optimum(beta, ll, g, info, it, True, history, change)
         if it == max_iter:
@@ -135,9 +150,11 @@ def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
                 break
             t *= 0.5
         else:
-            raise FitError("Newton's method could not improve the log-likelihood even with a step "
-                           f"halved {MAX_HALVINGS} times (iteration {it + 1}); the problem is badly "
-                           "scaled or nearly singular. Standardize or drop features.")
+            raise FitError(
+                "Newton's method could not improve the log-likelihood even with a step "
+                f"halved {MAX_HALVINGS} times (iteration {it + 1}); the problem is badly "
+                "scaled or nearly singular. Standardize or drop features."
+            )
         change = abs(new_ll - ll) / (abs(new_ll) + 0.05)
         previous = decrement
         beta, ll, g, info = new, new_ll, new_g, new_info
@@ -146,8 +163,13 @@ def newton(objective: Objective, beta0: np.ndarray, max_iter: int, tol: float,
     return Optimum(beta, ll, g, info, max_iter, False, history, change)
 
 
-def lbfgs(loss_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], beta0: np.ndarray,
-          max_iter: int, tol: float, on_progress: ProgressFn = no_progress) -> Optimum:
+def lbfgs(
+    loss_grad: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    beta0: np.ndarray,
+    max_iter: int,
+    tol: float,
+    on_progress: ProgressFn = no_progress,
+) -> Optimum:
     """Minimise a convex loss with scipy's L-BFGS-B (for many parameters, where Newton's
     p x p information matrix is too costly). Returns an Optimum without information matrix.
     """
@@ -163,7 +185,13 @@ def lbfgs(loss_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], beta0: np
         history.append(2.0 * float(intermediate_result.fun))
         on_progress(Step(len(history), max_iter, float(intermediate_result.fun)))
 
-    res = minimize(fun, beta0, jac=True, method="L-BFGS-B", callback=callback,
-                   options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10, "maxcor": 20})
+    res = minimize(
+        fun,
+        beta0,
+        jac=True,
+        method="L-BFGS-B",
+        callback=callback,
+        options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10, "maxcor": 20},
+    )
     f, g = loss_grad(res.x)
     return Optimum(res.x, -f, -g, None, int(res.nit), bool(res.success), history)

@@ -31,7 +31,9 @@ class ColumnSummary:
                 p = A.shape[1]
                 parts.append((np.full(p, np.inf), np.full(p, -np.inf), np.zeros(p, dtype=int)))
         if self.blocks == 0:
-            (self.pos_min, self.pos_max, self.pos_nz), (self.neg_min, self.neg_max, self.neg_nz) = parts
+            (self.pos_min, self.pos_max, self.pos_nz), (self.neg_min, self.neg_max, self.neg_nz) = (
+                parts
+            )
         else:
             (a, b, c), (d, e, f) = parts
             self.pos_min, self.pos_max = np.minimum(self.pos_min, a), np.maximum(self.pos_max, b)
@@ -48,9 +50,13 @@ def separating_column(s: ColumnSummary, names: list[str], intercept: bool) -> st
         if min(s.pos_min[j], s.neg_min[j]) == max(s.pos_max[j], s.neg_max[j]):
             continue  # constant: aliased with the intercept, not separating
         if intercept and s.pos_min[j] >= s.neg_max[j]:
-            return f"every row with {names[j]} >= {s.pos_min[j]:g} is in the class and none below it"
+            return (
+                f"every row with {names[j]} >= {s.pos_min[j]:g} is in the class and none below it"
+            )
         if intercept and s.pos_max[j] <= s.neg_min[j]:
-            return f"every row with {names[j]} <= {s.pos_max[j]:g} is in the class and none above it"
+            return (
+                f"every row with {names[j]} <= {s.pos_max[j]:g} is in the class and none above it"
+            )
         # One-sided: where the column is non-zero (a dummy column's level), one class only.
         one_signed_pos = s.pos_min[j] >= 0 or s.pos_max[j] <= 0
         one_signed_neg = s.neg_min[j] >= 0 or s.neg_max[j] <= 0
@@ -98,8 +104,13 @@ def zero_counts_unbounded(A: np.ndarray, y: np.ndarray) -> bool:
     zero, counted = A[y == 0], A[y > 0]
     if len(zero) == 0:
         return False
-    res = linprog(zero.sum(axis=0), A_ub=zero, b_ub=np.zeros(len(zero)),
-                  A_eq=counted if len(counted) else None,
-                  b_eq=np.zeros(len(counted)) if len(counted) else None,
-                  bounds=(-1, 1), method="highs")
+    res = linprog(
+        zero.sum(axis=0),
+        A_ub=zero,
+        b_ub=np.zeros(len(zero)),
+        A_eq=counted if len(counted) else None,
+        b_eq=np.zeros(len(counted)) if len(counted) else None,
+        bounds=(-1, 1),
+        method="highs",
+    )
     return bool(res.status == 0 and -res.fun > 1e-6 * len(zero))
