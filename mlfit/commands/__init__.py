@@ -69,11 +69,7 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
     """--method, --lr, --batch-size, --epochs, --tol, --seed, --strict."""
 
     def decorate(f):
-        f = click.option(
-            "--strict",
-            is_flag=True,
-            help="Exit with code 5 when the fit does not converge (for Makefiles).",
-        )(f)
+        f = strict_option(f)
         f = click.option(
             "--seed",
             type=int,
@@ -119,6 +115,49 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
         )(f)
 
     return decorate
+
+
+def strict_option(f):
+    """--strict: non-convergence becomes exit code 5."""
+    return click.option(
+        "--strict",
+        is_flag=True,
+        help="Exit with code 5 when the fit does not converge (for Makefiles).",
+    )(f)
+
+
+def max_iter_option(config_cls, what: str = "Maximum Newton iterations."):
+    """--max-iter for Newton-type solvers."""
+    return click.option(
+        "--max-iter",
+        type=click.IntRange(min=1),
+        default=config_cls.max_iter,
+        show_default=True,
+        help=what,
+    )
+
+
+def l2_option(config_cls, objective: str, note: str = ""):
+    """--l2 LAMBDA: `objective` says what is penalised; the intercept never is."""
+    return click.option(
+        "--l2",
+        type=click.FloatRange(min=0),
+        default=config_cls.l2,
+        show_default=True,
+        metavar="LAMBDA",
+        help=f"Penalty {objective}; the intercept is not penalised.{note}",
+    )
+
+
+def chunk_rows_option(what: str):
+    """--chunk-rows N: out-of-core fitting, memory bounded by the chunk."""
+    return click.option(
+        "--chunk-rows",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help=f"Read at most N rows at a time, {what}, memory bounded by the chunk (automatic "
+        "for files over 1 GiB).",
+    )
 
 
 def output_options(f):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from mlfit.commands import data_options, descent_options, design_options, output_options, selection
+from mlfit.commands import (
+    data_options,
+    descent_options,
+    design_options,
+    l2_option,
+    max_iter_option,
+    output_options,
+    selection,
+)
 from mlfit.runner import Output, run_fit
 from mlfit.solvers.logreg import Config
 
@@ -15,21 +23,10 @@ METHODS = ("auto", "newton", "lbfgs", "batch", "minibatch", "sgd")
 @data_options
 @design_options(Config)
 @descent_options(Config, METHODS)
-@click.option(
-    "--max-iter",
-    type=click.IntRange(min=1),
-    default=Config.max_iter,
-    show_default=True,
-    help="Maximum iterations for --method newton and lbfgs.",
-)
-@click.option(
-    "--l2",
-    type=click.FloatRange(min=0),
-    default=Config.l2,
-    show_default=True,
-    metavar="LAMBDA",
-    help="Penalty LAMBDA/2 * sum(coef^2) on the log-likelihood "
-    "(scikit-learn's C = 1/LAMBDA); the intercept is not penalised.",
+@max_iter_option(Config, "Maximum iterations for --method newton and lbfgs.")
+@l2_option(
+    Config,
+    "LAMBDA/2 * sum(coef^2) on the log-likelihood (for binary models, scikit-learn's C = 1/LAMBDA)",
 )
 @click.option(
     "--class-weight",

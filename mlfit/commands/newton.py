@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from mlfit.commands import data_options, design_options, output_options, selection
+from mlfit.commands import (
+    chunk_rows_option,
+    data_options,
+    design_options,
+    l2_option,
+    max_iter_option,
+    output_options,
+    selection,
+    strict_option,
+)
 from mlfit.runner import Output, run_fit
 from mlfit.solvers.newton import Config
 
@@ -22,13 +31,7 @@ FAMILIES = ["gaussian", "bernoulli", "logistic", "poisson"]
     help="Response distribution and its canonical link: gaussian (identity), bernoulli "
     "or logistic (logit), poisson (log).",
 )
-@click.option(
-    "--max-iter",
-    type=click.IntRange(min=1),
-    default=Config.max_iter,
-    show_default=True,
-    help="Maximum Newton iterations.",
-)
+@max_iter_option(Config)
 @click.option(
     "--tol",
     type=click.FloatRange(min=0),
@@ -36,14 +39,10 @@ FAMILIES = ["gaussian", "bernoulli", "logistic", "poisson"]
     show_default=True,
     help="Stop when the next step would change the deviance by less than tol, relative.",
 )
-@click.option(
-    "--l2",
-    type=click.FloatRange(min=0),
-    default=Config.l2,
-    show_default=True,
-    metavar="LAMBDA",
-    help="Penalty LAMBDA/2 * sum(coef^2) on the log-likelihood; the "
-    "intercept is not penalised. Standard errors are not reported for penalised fits.",
+@l2_option(
+    Config,
+    "LAMBDA/2 * sum(coef^2) on the log-likelihood",
+    " Standard errors are not reported for penalised fits.",
 )
 @click.option(
     "--offset",
@@ -51,16 +50,8 @@ FAMILIES = ["gaussian", "bernoulli", "logistic", "poisson"]
     help="Column added to the linear predictor with "
     "coefficient 1 (e.g. log exposure for Poisson rates).",
 )
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Read N rows at a time, one pass per iteration, memory bounded by the chunk "
-    "(automatic for files over 1 GiB).",
-)
-@click.option(
-    "--strict", is_flag=True, help="Exit with code 5 when Newton's method does not converge."
-)
+@chunk_rows_option("one pass per iteration")
+@strict_option
 @output_options
 def command(
     data,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from mlfit.commands import data_options, design_options, output_options, selection
+from mlfit.commands import (
+    chunk_rows_option,
+    data_options,
+    design_options,
+    l2_option,
+    output_options,
+    selection,
+)
 from mlfit.runner import Output, run_fit
 from mlfit.solvers.normal_eq import Config
 
@@ -12,22 +19,10 @@ from mlfit.solvers.normal_eq import Config
 @click.command("normal-eq")
 @data_options
 @design_options(Config)
-@click.option(
-    "--l2",
-    type=click.FloatRange(min=0),
-    default=Config.l2,
-    show_default=True,
-    metavar="LAMBDA",
-    help="Ridge penalty LAMBDA * sum(coef^2); the intercept is not "
-    "penalised. Standard errors are not reported for ridge fits.",
+@l2_option(
+    Config, "LAMBDA * sum(coef^2) (ridge)", " Standard errors are not reported for ridge fits."
 )
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Read N rows at a time in one pass, memory bounded by the chunk (automatic "
-    "for files over 1 GiB).",
-)
+@chunk_rows_option("in one pass")
 @output_options
 def command(
     data, target, features, drop, na, intercept, poly, l2, chunk_rows, as_json, save, quiet
