@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -330,3 +331,25 @@ def test_startup_does_not_import_heavy_modules(code):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["normal-eq", "-y", "price", "--drop", "id"],
+        ["normal-eq", "-y", "price", "--drop", "id", "--chunk-rows", "50"],
+        ["newton", "-y", "price", "--drop", "id"],
+    ],
+)
+def test_a_fit_does_not_import_pandas(command):
+    # pyarrow's to_numpy and pa.array import pandas (0.15-0.6 s, 50 MB); the loader avoids them.
+    data = str(Path(__file__).parent.parent / "sample_data" / "houses.csv")
+    code = (
+        "import sys, io, contextlib\nfrom mlfit.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    cli({[command[0], data, *command[1:], '--json', '-q']!r}, standalone_mode=False)\n"
+        "print('pandas' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
