@@ -3,7 +3,7 @@
 Subcommands are imported only when run, so `mlfit --help` never imports numpy or pyarrow.
 Exit codes: 0 success (also when a fit did not converge, unless --strict), 1 the fit failed or
 cannot be trusted, 2 usage error, 3 bad input data, 4 bad model file, 5 not converged under
---strict, 130 interrupted.
+--strict, 130 interrupted, 141 the reader of stdout went away (a closed pipe).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ from mlfit.stats import f_sf, t_table
 EPS = np.finfo(float).eps
 #: Refinement runs automatically while n * p is at most this (it costs a few passes over X).
 REFINE_MAX_CELLS = 1_000_000
+#: Bytes of [1 X y] factorised at a time in memory: cache-sized blocks beat one big QR.
+BLOCK_BYTES = 4 << 20
 #: Warn when the scaled condition number leaves fewer than about this many digits.
 WARN_DIGITS = 8
 
@@ -73,13 +75,14 @@ class _YMoments:
         n_b = len(y)
         if n_b == 0:
             return
-        mean_b = math.fsum(y) / n_b
-        m2_b = math.fsum((y - mean_b) ** 2)
+        mean_b = float(np.mean(y))  # pairwise summation: error about log2(n) * eps
+        d = y - mean_b
+        m2_b = float(d @ d)
         n = self.n + n_b
         delta = mean_b - self.mean
         self.mean += delta * n_b / n
         self.m2 += m2_b + delta * delta * self.n * n_b / n
-        self.sumsq += math.fsum(y * y)
+        self.sumsq += float(y @ y)
         self.n = n
 
 
@@ -121,11 +124,15 @@ def fit(
     names: the p column names, used in warnings.
     """
     start = time.perf_counter()
+    X = np.asarray(X, dtype=float)
+    X = X[:, None] if X.ndim == 1 else X
     y = np.asarray(y, dtype=float)
-    moments = _YMoments()
-    moments.add(y)
-    R_aug = _qr_r(_augmented(X, y, config.intercept))
-    n, p = len(y), R_aug.shape[1] - 1
+    n, p = len(y), X.shape[1] + (1 if config.intercept else 0)
+    # Row blocks that fit in cache: the same TSQR as a chunked fit, and no n x p copy of X.
+    block = max(p + 1, BLOCK_BYTES // (8 * (p + 1)))
+    R_aug, moments = _accumulate(
+        ((X[i : i + block], y[i : i + block]) for i in range(0, n, block)), config.intercept
+    )
     refine = config.refine if config.refine is not None else n * p <= REFINE_MAX_CELLS
     in_memory = None
     if refine and config.l2 == 0:
@@ -141,18 +148,25 @@ def fit_chunks(
     chunks: Iterable, config: Config = Config(), on_progress: ProgressFn = no_progress, names=None
 ) -> FitResult:
     """One pass over (X, y) chunks, memory bounded by the chunk: accumulate R of [X | y]."""
+    R_aug, moments = _accumulate(chunks, config.intercept, on_progress)
+    return _solve(R_aug, moments, config, None, names)
+
+
+def _accumulate(chunks: Iterable, intercept: bool, on_progress: ProgressFn = no_progress):
+    """R of [1 X y] over all chunks (TSQR: stack the running R on each chunk, refactorise),
+    and the moments of y."""
     R_aug = None
     moments = _YMoments()
     rows = 0
     for i, (X, y) in enumerate(chunks, start=1):
         y = np.asarray(y, dtype=float)
-        R_aug = _qr_r(_augmented(X, y, config.intercept, R_aug))
+        R_aug = _qr_r(_augmented(X, y, intercept, R_aug))
         moments.add(y)
         rows += len(y)
         on_progress(Step(i, 0, float(rows)))
     if R_aug is None:
         raise DataError("No data rows to fit.")
-    return _solve(R_aug, moments, config, None, names)
+    return R_aug, moments
 
 
 def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
