@@ -381,7 +381,7 @@ def _float64_values(col: pa.Array) -> np.ndarray:
     return values
 
 
-def _valid_rows(table) -> "pa.ChunkedArray | pa.Array":
+def _valid_rows(table) -> pa.ChunkedArray | pa.Array:
     """Arrow mask of rows with no null (and no NaN) in any column, built without pandas."""
     import pyarrow.compute as pc
 

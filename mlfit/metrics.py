@@ -7,19 +7,15 @@ import numpy as np
 
 def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve: the Mann-Whitney statistic, ties counted one half."""
+    positive = np.asarray(positive, dtype=bool)
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    sorted_scores = score[order]
-    ranks = np.empty(len(score))
-    # average ranks over runs of equal scores
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(score)]])
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = 0.5 * (s + e + 1)
+    # average ranks (1-based) over runs of equal scores
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = (ends - (counts - 1) / 2.0)[inverse]
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

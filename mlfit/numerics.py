@@ -90,6 +90,20 @@ def linear_predict(params: dict, X) -> np.ndarray:
     return out + params["intercept"] if params.get("intercept") is not None else out
 
 
+#: Rows per block in weighted_gram: a block of X stays in cache.
+GRAM_BLOCK_ROWS = 8192
+
+
+def weighted_gram(X, w):
+    """X' diag(w) X, (p, p), summed over row blocks: no n x p temporary, cache-sized work."""
+    n, p = X.shape
+    out = np.zeros((p, p))
+    for start in range(0, n, GRAM_BLOCK_ROWS):
+        Xb = X[start : start + GRAM_BLOCK_ROWS]
+        out += (Xb * w[start : start + GRAM_BLOCK_ROWS, None]).T @ Xb
+    return out
+
+
 def sigmoid(z):
     """Logistic function without overflow for large |z|."""
     return np.exp(-np.logaddexp(0.0, -z))

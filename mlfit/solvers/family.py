@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from mlfit.errors import DataError
-from mlfit.numerics import logsumexp, sigmoid
+from mlfit.numerics import logsumexp, sigmoid, weighted_gram
 
 #: eta beyond which exp(eta) would overflow float64; Poisson means are clipped there.
 _MAX_ETA = 700.0
@@ -75,7 +75,7 @@ class ScalarFamily:
         else:
             v = self.variance(mu)
             grad, info_w = X.T @ (weights * (y - mu) * d / v), weights * d * d / v
-        matrix = (X * info_w[:, None]).T @ X if info else None
+        matrix = weighted_gram(X, info_w) if info else None
         return _penalise(ll, grad, matrix, beta, l2)
 
 
@@ -227,7 +227,7 @@ class Categorical:
         for a in range(k1):
             for b in range(a, k1):
                 w = weights * P[:, a + 1] * ((a == b) - P[:, b + 1])
-                block = (X * w[:, None]).T @ X
+                block = weighted_gram(X, w)
                 info[a * p : (a + 1) * p, b * p : (b + 1) * p] = block
                 info[b * p : (b + 1) * p, a * p : (a + 1) * p] = block.T
         return _penalise(ll, grad, info, beta, l2)

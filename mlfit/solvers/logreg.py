@@ -54,18 +54,16 @@ class Config(DescentConfig):
 
 def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
     """Class codes 0..K-1 and the sorted labels (numbers as numbers, text as text)."""
-    values = list(y)
-    numeric = all(isinstance(v, (int, float, np.floating, np.integer)) for v in values)
+    numeric = y.dtype != object or all(
+        isinstance(v, (int, float, np.floating, np.integer)) for v in y
+    )
     if numeric:
-        nums = np.array([float(v) for v in values])
-        labels = sorted(set(nums.tolist()))
-        labels = [int(v) if float(v).is_integer() else v for v in labels]
-        index = {float(v): i for i, v in enumerate(labels)}
-        codes = np.fromiter((index[v] for v in nums), dtype=np.int64, count=len(nums))
+        values, codes = np.unique(np.asarray(y, dtype=float), return_inverse=True)
+        labels = [int(v) if float(v).is_integer() else float(v) for v in values]
     else:
-        labels = sorted({str(v) for v in values})
-        index = {v: i for i, v in enumerate(labels)}
-        codes = np.fromiter((index[str(v)] for v in values), dtype=np.int64, count=len(values))
+        values, codes = np.unique(np.array([str(v) for v in y], dtype=object), return_inverse=True)
+        labels = list(values)
+    codes = codes.astype(np.int64).ravel()
     if len(labels) < 2:
         raise DataError(
             f"Target '{target}' has a single class ({labels[0]!r}); classification "

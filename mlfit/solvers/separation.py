@@ -23,13 +23,16 @@ class ColumnSummary:
 
     def add(self, A: np.ndarray, positive: np.ndarray) -> None:
         parts = []
+        nonzero = A != 0
         for rows in (positive, ~positive):
-            X = A[rows]
-            if len(X):
-                parts.append((X.min(axis=0), X.max(axis=0), np.count_nonzero(X, axis=0)))
-            else:
-                p = A.shape[1]
-                parts.append((np.full(p, np.inf), np.full(p, -np.inf), np.zeros(p, dtype=int)))
+            where = rows[:, None]  # masked reductions: no copy of the selected rows
+            parts.append(
+                (
+                    np.min(A, axis=0, where=where, initial=np.inf),
+                    np.max(A, axis=0, where=where, initial=-np.inf),
+                    np.count_nonzero(nonzero & where, axis=0),
+                )
+            )
         if self.blocks == 0:
             (self.pos_min, self.pos_max, self.pos_nz), (self.neg_min, self.neg_max, self.neg_nz) = (
                 parts
