@@ -52,7 +52,8 @@ class Design:
         return names
 
     def transform(self, columns: dict[str, np.ndarray], source: str = "the data"):
-        """Build the matrix. Returns (hi, lo): float64 (n, p) each; lo is None without products."""
+        """Build the matrix. Returns (hi, lo): float64 (n, p) each, Fortran-ordered (filled a
+        column at a time, the layout LAPACK wants); lo is None without products."""
         n = len(next(iter(columns.values())))
         blocks = []
         for f in self.features:
@@ -60,19 +61,24 @@ class Design:
             if f in self.levels:
                 blocks.append(self._one_hot(f, values, source))
             else:
-                blocks.append(np.asarray(values, dtype=float)[:, None])
-        hi = np.hstack(blocks) if blocks else np.empty((n, 0))
-        if not self.monomials:
-            return hi, None
+                blocks.append(np.asarray(values, dtype=float))
         numeric = [np.asarray(columns[f], dtype=float) for f in self.numeric_features]
-        lo = np.zeros_like(hi)
         cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
-        extra_hi, extra_lo = [], []
-        for m in self.monomials:
-            h, e = _monomial(m, numeric, cache)
-            extra_hi.append(h)
-            extra_lo.append(e)
-        return (np.column_stack([hi, *extra_hi]), np.column_stack([lo, *extra_lo]))
+        products = [_monomial(m, numeric, cache) for m in self.monomials]
+        width = sum(1 if b.ndim == 1 else b.shape[1] for b in blocks) + len(products)
+        hi = np.empty((n, width), order="F")
+        j = 0
+        for b in blocks:
+            k = 1 if b.ndim == 1 else b.shape[1]
+            hi[:, j : j + k] = b[:, None] if b.ndim == 1 else b
+            j += k
+        if not products:
+            return hi, None
+        lo = np.zeros((n, width), order="F")
+        for h, e in products:
+            hi[:, j], lo[:, j] = h, e
+            j += 1
+        return hi, lo
 
     def _one_hot(self, f: str, values: np.ndarray, source: str) -> np.ndarray:
         levels = self.levels[f]

@@ -22,6 +22,7 @@ from mlfit.numerics import (
     accurate_residual,
     accurate_rmatvec,
     add_intercept,
+    back_substitute,
     linear_predict,
     power_of_two_scale,
 )
@@ -87,14 +88,8 @@ class _YMoments:
 
 
 def _qr_r(M: np.ndarray) -> np.ndarray:
-    """R of a Householder QR (LAPACK dgeqrf), computed in place when M is Fortran-ordered."""
-    from scipy.linalg.lapack import dgeqrf
-
-    qr, _, _, info = dgeqrf(np.asfortranarray(M), overwrite_a=1)
-    if info != 0:
-        raise FitError(f"QR factorisation failed (LAPACK info {info}).")
-    k = min(M.shape)
-    return np.triu(qr[:k])
+    """R of a Householder QR (LAPACK geqrf through numpy; M Fortran-ordered avoids a copy)."""
+    return np.linalg.qr(M, mode="r")
 
 
 def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
@@ -202,10 +197,8 @@ def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, nam
     cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
     if not np.all(np.isfinite(Rs)) or sv[-1] == 0:
         raise FitError("The design matrix is singular. Remove constant or duplicated columns.")
-    from scipy.linalg import solve_triangular
-
-    coef_s = solve_triangular(Rs, z)
-    Rinv = solve_triangular(Rs, np.eye(k))
+    coef_s = back_substitute(Rs, z)
+    Rinv = back_substitute(Rs, np.eye(k))
     diag_s = np.einsum("ij,ij->i", Rinv, Rinv)  # diag of (X'X)^-1, scaled, from R^-1
     method = "householder-qr"
     if in_memory is not None:
