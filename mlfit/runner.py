@@ -48,85 +48,23 @@ def run_fit(
     started = time.perf_counter()
     module = solver(model)
     extras = extras or {}
-    if extras and sel.features is not None:
-        sel = replace(
-            sel,
-            features=tuple(f for f in sel.features if f not in extras.values())
-            + tuple(extras.values()),
-        )
-    streaming = hasattr(module, "fit_chunks") and should_stream(data, chunk_rows)
-    if streaming:
-        stream = ChunkStream(data, sel, chunk_rows or 65_536, model=model)
-        features = [f for f in stream.features if f not in extras.values()]
-        _check_extras_numeric(extras, [c for c in stream.text_columns()], stream.source)
-        levels = stream.levels([c for c in stream.text_columns() if c in features])
-        design, design_warnings = build_design(
-            features, {}, config.intercept, poly, levels, stream.source
-        )
-        loaded = time.perf_counter()
-        chunks = _DesignChunks(stream, design, list(extras.values()))
-        with progress(f"{model}: reading chunks", not out.quiet) as tick:
-            result = _call(
-                module.fit_chunks, chunks, config, tick, names=design.names, target=stream.target
-            )
-        notes = (
-            [f"dropped {stream.rows_dropped} row(s) with missing values"]
-            if stream.rows_dropped
-            else []
-        )
-        dataset = Dataset(
-            stream.source,
-            stream.target,
-            features,
-            {},
-            np.empty(0),
-            stream.rows_read,
-            stream.rows_dropped,
-            notes,
-        )
-        rows_used = stream.rows_read - stream.rows_dropped
+    if extras and sel.features is not None:  # extra columns are loaded like features
+        others = tuple(f for f in sel.features if f not in extras.values())
+        sel = replace(sel, features=others + tuple(extras.values()))
+    job = _Job(model, module, config, poly, extras, not out.quiet)
+    if hasattr(module, "fit_chunks") and should_stream(data, chunk_rows):
+        done = _fit_streaming(job, ChunkStream(data, sel, chunk_rows or 65_536, model=model))
     else:
-        dataset = load_dataset(data, sel, target_kind=target_kind, model=model)
-        extra_values = {key: dataset.columns.pop(col) for key, col in extras.items()}
-        _check_extras_numeric(
-            extras,
-            [c for c, v in zip(extras.values(), extra_values.values()) if v.dtype == object],
-            dataset.source,
-        )
-        dataset.features = [f for f in dataset.features if f not in extras.values()]
-        design, design_warnings = build_design(
-            dataset.features, dataset.columns, config.intercept, poly, source=dataset.source
-        )
-        X, X_lo = design.transform(dataset.columns, dataset.source)
-        n_params = X.shape[1] + (1 if config.intercept else 0)
-        if dataset.n_rows < n_params:
-            raise DataError(
-                f"{dataset.source} has {dataset.n_rows} usable rows but the model has "
-                f"{n_params} parameters; it needs at least as many rows. Use fewer "
-                "features or a lower --poly."
-            )
-        loaded = time.perf_counter()
-        with progress(model, not out.quiet) as tick:
-            result = _call(
-                module.fit,
-                X,
-                dataset.y,
-                config,
-                tick,
-                X_lo=X_lo,
-                names=design.names,
-                target=dataset.target,
-                **extra_values,
-            )
-        rows_used = dataset.n_rows
-    fitted = time.perf_counter()
-    warnings = [*design_warnings, *dataset.notes, *result.warnings]
-    summary = _summary(model, dataset, design, config, result, rows_used, warnings)
+        done = _fit_in_memory(job, load_dataset(data, sel, target_kind=target_kind, model=model))
+    fit_end = time.perf_counter()
+    dataset, design, result = done.dataset, done.design, done.result
+    warnings = [*done.design_warnings, *dataset.notes, *result.warnings]
+    summary = _summary(model, dataset, design, config, result, done.rows_used, warnings)
     if extras:
         summary["data"]["columns"] = dict(extras)
     summary["timing"] = {
-        "load_seconds": loaded - started,
-        "fit_seconds": fitted - loaded,
+        "load_seconds": done.loaded - started,
+        "fit_seconds": fit_end - done.loaded,
         "total_seconds": time.perf_counter() - started,
     }
     if strict and not result.converged:
@@ -155,6 +93,85 @@ def run_fit(
     else:
         render(summary)
     return summary
+
+
+@dataclass(frozen=True)
+class _Job:
+    model: str
+    module: object
+    config: object
+    poly: int
+    extras: dict[str, str]
+    show_progress: bool
+
+
+@dataclass
+class _Fitted:
+    dataset: Dataset
+    design: Design
+    design_warnings: list[str]
+    result: FitResult
+    rows_used: int
+    loaded: float  # perf_counter when loading and encoding ended
+
+
+def _fit_in_memory(job: _Job, dataset: Dataset) -> _Fitted:
+    extra_values = {key: dataset.columns.pop(col) for key, col in job.extras.items()}
+    text = [c for c, v in zip(job.extras.values(), extra_values.values()) if v.dtype == object]
+    _check_extras_numeric(job.extras, text, dataset.source)
+    dataset.features = [f for f in dataset.features if f not in job.extras.values()]
+    design, design_warnings = build_design(
+        dataset.features, dataset.columns, job.config.intercept, job.poly, source=dataset.source
+    )
+    X, X_lo = design.transform(dataset.columns, dataset.source)
+    n_params = X.shape[1] + (1 if job.config.intercept else 0)
+    if dataset.n_rows < n_params:
+        raise DataError(
+            f"{dataset.source} has {dataset.n_rows} usable rows but the model has "
+            f"{n_params} parameters; it needs at least as many rows. Use fewer "
+            "features or a lower --poly."
+        )
+    loaded = time.perf_counter()
+    with progress(job.model, job.show_progress) as tick:
+        result = _call(
+            job.module.fit,
+            X,
+            dataset.y,
+            job.config,
+            tick,
+            X_lo=X_lo,
+            names=design.names,
+            target=dataset.target,
+            **extra_values,
+        )
+    return _Fitted(dataset, design, design_warnings, result, dataset.n_rows, loaded)
+
+
+def _fit_streaming(job: _Job, stream: ChunkStream) -> _Fitted:
+    features = [f for f in stream.features if f not in job.extras.values()]
+    text = stream.text_columns()
+    _check_extras_numeric(job.extras, text, stream.source)
+    levels = stream.levels([c for c in text if c in features])
+    design, design_warnings = build_design(
+        features, {}, job.config.intercept, job.poly, levels, stream.source
+    )
+    loaded = time.perf_counter()
+    chunks = _DesignChunks(stream, design, list(job.extras.values()))
+    with progress(f"{job.model}: reading chunks", job.show_progress) as tick:
+        result = _call(
+            job.module.fit_chunks,
+            chunks,
+            job.config,
+            tick,
+            names=design.names,
+            target=stream.target,
+        )
+    dropped = stream.rows_dropped
+    notes = [f"dropped {dropped} row(s) with missing values"] if dropped else []
+    dataset = Dataset(
+        stream.source, stream.target, features, {}, np.empty(0), stream.rows_read, dropped, notes
+    )
+    return _Fitted(dataset, design, design_warnings, result, stream.rows_read - dropped, loaded)
 
 
 def _call(fn, *args, **kwargs):
