@@ -15,9 +15,10 @@ from mlfit.commands import (
     strict_option,
 )
 from mlfit.runner import Output, run_fit
+from mlfit.solvers import family
 from mlfit.solvers.newton import Config
 
-FAMILIES = ["gaussian", "bernoulli", "logistic", "poisson"]
+FAMILIES = list(family.FAMILIES)  # a family added to mlfit/solvers/family.py appears here
 
 
 @click.command("newton")
@@ -25,6 +26,7 @@ FAMILIES = ["gaussian", "bernoulli", "logistic", "poisson"]
 @design_options(Config)
 @click.option(
     "--family",
+    "family_name",
     type=click.Choice(FAMILIES),
     default=Config.family,
     show_default=True,
@@ -61,7 +63,7 @@ def command(
     na,
     intercept,
     poly,
-    family,
+    family_name,
     max_iter,
     tol,
     l2,
@@ -86,7 +88,7 @@ def command(
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --json | jq .coefficients
     """
     config = Config(
-        family="bernoulli" if family == "logistic" else family,
+        family=family.family(family_name).name,  # aliases resolved: logistic -> bernoulli
         max_iter=max_iter,
         tol=tol,
         l2=l2,
