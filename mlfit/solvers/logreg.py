@@ -195,8 +195,8 @@ def fit(
     labels_full = (["intercept"] if config.intercept else []) + feature_names
     if not problem.softmax and config.l2 == 0:
         columns = ColumnSummary()
-        columns.add(add_intercept(Xt) if config.intercept else Xt, codes == 1)
-        cause = separating_column(columns, labels_full, config.intercept)
+        columns.add(Xt, codes == 1)
+        cause = separating_column(columns, feature_names, config.intercept)
         if cause:
             raise FitError(
                 f"Perfect or quasi-complete separation: {cause} ({target} = "

@@ -184,7 +184,7 @@ def _check_single_columns(fam, columns: ColumnSummary, labels, intercept, target
                 "or use --l2."
             )
     if fam.name == "poisson":
-        name = zero_count_column(columns, labels, intercept)
+        name = zero_count_column(columns, labels)
         if name:
             raise FitError(
                 f"Every row where '{name}' is non-zero has {target} = 0, so its "

@@ -46,12 +46,12 @@ class ColumnSummary:
 
 
 def separating_column(s: ColumnSummary, names: list[str], intercept: bool) -> str | None:
-    """Logistic model: a sentence naming a column that alone (with the intercept) separates
-    the positive rows from the others, or None."""
-    start = 1 if intercept else 0
-    for j in range(start, len(names)):
+    """Logistic model: a sentence naming a column that alone separates the positive rows from
+    the others, or None.  intercept: whether the model has one (then a threshold on a column
+    separates too, not only its non-zero rows)."""
+    for j in range(len(names)):
         if min(s.pos_min[j], s.neg_min[j]) == max(s.pos_max[j], s.neg_max[j]):
-            continue  # constant: aliased with the intercept, not separating
+            continue  # constant (the intercept itself, or aliased with it): not separating
         if intercept and s.pos_min[j] >= s.neg_max[j]:
             return (
                 f"every row with {names[j]} >= {s.pos_min[j]:g} is in the class and none below it"
@@ -70,10 +70,10 @@ def separating_column(s: ColumnSummary, names: list[str], intercept: bool) -> st
     return None
 
 
-def zero_count_column(s: ColumnSummary, names: list[str], intercept: bool) -> str | None:
+def zero_count_column(s: ColumnSummary, names: list[str]) -> str | None:
     """Poisson model (positive = rows with a count > 0): a column that is zero on every row
     with a count and single-signed elsewhere drives its coefficient to minus infinity."""
-    for j in range(1 if intercept else 0, len(names)):
+    for j in range(len(names)):  # the intercept column is non-zero on counted rows: skipped
         if s.pos_nz[j] == 0 and s.neg_nz[j] > 0 and (s.neg_min[j] >= 0 or s.neg_max[j] <= 0):
             return names[j]
     return None
