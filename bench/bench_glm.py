@@ -1,27 +1,43 @@
 """Benchmark mlfit's GLM commands (`logreg`, `newton --family poisson`) against scikit-learn and
 statsmodels.
 
-    python bench/bench_glm.py [--quick] [--only logistic,softmax,poisson]
+    python bench/bench_glm.py [--quick] [--only logistic,softmax,poisson] [--threads N]
 
-Three workloads with a known model, each generated once (seed 0) and cached in bench/data/:
+Three workloads with a known model, generated once (seed 0, full float64 precision) and cached
+in bench/data/ (git-ignored; delete the files to regenerate, about 10 s):
 
-- logistic: 200,000 x 50, binary target (`mlfit logreg`);
-- softmax: 100,000 x 20, five classes (`mlfit logreg`, softmax);
-- poisson: 200,000 x 20, counts (`mlfit newton --family poisson`).
+- logistic: 200,000 x 50, binary target (`mlfit logreg`), 191 MB;
+- softmax: 100,000 x 20, five classes (`mlfit logreg`, softmax), 38 MB;
+- poisson: 200,000 x 20, counts (`mlfit newton --family poisson`), 77 MB.
 
-For each, on the same data and in one run:
+Features are correlated normal columns on scales from 0.5 to 20 (as in bench_regression.py);
+the coefficients give each linear predictor a moderate spread, so there is no separation.
 
-1. fit only, in this process on the same numpy arrays (median of 3): mlfit's solver versus
-   scikit-learn (LogisticRegression lbfgs and newton-cholesky, PoissonRegressor) and statsmodels
-   (GLM, MNLogit), all unpenalised with tight tolerances, and the mean log-likelihood each fit
-   reaches, so that equal quality can be checked (relative difference to the best);
-2. end to end, in fresh processes (median of 3, file in the page cache):
-   `mlfit logreg data.csv --json -q` (or `mlfit newton data.csv --family poisson --json -q`)
-   versus `python -c "import pandas, sklearn...; read_csv; fit"`.
+For each workload, on the same data and in one run:
+
+1. fit only, in this process on the same numpy arrays, median of 3 (the fits take turns, so
+   a burst of other work hits all of them): `mlfit.solvers.logreg.fit(X, y, Config())` or
+   `mlfit.solvers.newton.fit(X, y, Config(family="poisson"))` versus scikit-learn
+   (LogisticRegression lbfgs and newton-cholesky, PoissonRegressor newton-cholesky and lbfgs;
+   C=inf / alpha=0, tol 1e-10), statsmodels (GLM, MNLogit; skipped after one fit if that
+   takes over a minute), and the pipeline's estimator with scikit-learn's defaults. For each:
+   the mean log-likelihood at its coefficients, computed the same way for all, and the
+   relative difference to the best. mlfit is compared with the fastest competitor within
+   1e-10 of the best (equal quality); faster but looser fits are listed as well.
+2. end to end, fresh processes, median of 3 (alternating), file in the page cache:
+   `mlfit logreg data.csv --json -q` (`mlfit newton data.csv --family poisson --json -q`)
+   versus `python -c "import pandas, sklearn...; read_csv; fit"` with scikit-learn's defaults
+   apart from the penalty (newton-cholesky for logistic and Poisson, lbfgs for softmax).
 
 Goals: fit only <= 1.0 x the fastest competitor of equal quality; end to end <= 0.5 x the
-pandas + scikit-learn pipeline. See bench/README.md for the conventions shared with
-bench_regression.py.
+pandas + scikit-learn pipeline. A full run takes 3-5 minutes (mostly scikit-learn's L-BFGS
+at a tight tolerance on unscaled features); --quick (a tenth of the rows) about a minute.
+
+Threads: the `mlfit` command runs BLAS single-threaded unless OPENBLAS_NUM_THREADS (or
+MKL_/OMP_) is set; in this process numpy and scikit-learn use one thread per core.
+--threads N sets every BLAS/OpenMP pool, here and in the fresh processes. On a busy shared
+machine, --threads 1 gives far steadier figures: spinning BLAS threads that wait for a core
+another process holds can slow a fit down several times.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +93,17 @@ WORKLOADS = {
 # is the script mlfit replaces. The same estimator is timed in process too ("defaults"), so its
 # log-likelihood shows how close to the optimum the defaults stop.
 PIPELINES = {
-    "logistic": ("LogisticRegression", {"C": np.inf, "solver": "newton-cholesky"},
-                 "sklearn newton-cholesky"),
+    "logistic": (
+        "LogisticRegression",
+        {"C": np.inf, "solver": "newton-cholesky"},
+        "sklearn newton-cholesky",
+    ),
     "softmax": ("LogisticRegression", {"C": np.inf}, "sklearn lbfgs"),
-    "poisson": ("PoissonRegressor", {"alpha": 0.0, "solver": "newton-cholesky"},
-                "sklearn newton-cholesky"),
+    "poisson": (
+        "PoissonRegressor",
+        {"alpha": 0.0, "solver": "newton-cholesky"},
+        "sklearn newton-cholesky",
+    ),
 }
 
 PIPELINE_SCRIPT = """\
@@ -231,7 +253,6 @@ class Fit:
     iterations: str = ""
     note: str = ""
     rel_diff: float = math.nan
-    coef: np.ndarray | None = field(default=None, repr=False)
 
 
 def competitors(workload: Workload):
@@ -252,8 +273,11 @@ def competitors(workload: Workload):
     def sm_params(r):
         b = np.asarray(r.params)
         b = b if b.ndim == 2 else b[:, None]
-        its = r.fit_history["iteration"] if hasattr(r, "fit_history") else \
-            r.mle_retvals.get("iterations")
+        its = (
+            r.fit_history["iteration"]
+            if hasattr(r, "fit_history")
+            else r.mle_retvals.get("iterations")
+        )
         return b[0], b[1:], its
 
     with_const = {}
@@ -265,47 +289,65 @@ def competitors(workload: Workload):
 
     def log_reg(solver):
         return lambda X, y: lm.LogisticRegression(
-            solver=solver, C=np.inf, tol=TOL, max_iter=MAX_ITER).fit(X, y)
+            solver=solver, C=np.inf, tol=TOL, max_iter=MAX_ITER
+        ).fit(X, y)
 
-    defaults = (f"{PIPELINES[workload.name][2]} (defaults)",
-                lambda X, y: pipeline_estimator(workload).fit(X, y), sk_params)
+    defaults = (
+        f"{PIPELINES[workload.name][2]} (defaults)",
+        lambda X, y: pipeline_estimator(workload).fit(X, y),
+        sk_params,
+    )
     if workload.classes == 2:
         return [
             ("mlfit logreg", lambda X, y: logreg.fit(X, y, logreg.Config()), mlfit_params),
             ("sklearn lbfgs", log_reg("lbfgs"), sk_params),
             ("sklearn newton-cholesky", log_reg("newton-cholesky"), sk_params),
             defaults,
-            ("statsmodels GLM Binomial",
-             lambda X, y: sm.GLM(y, const(X), family=sm.families.Binomial()).fit(tol=TOL),
-             sm_params),
+            (
+                "statsmodels GLM Binomial",
+                lambda X, y: sm.GLM(y, const(X), family=sm.families.Binomial()).fit(tol=TOL),
+                sm_params,
+            ),
         ]
     if workload.classes > 2:
         return [
             ("mlfit logreg", lambda X, y: logreg.fit(X, y, logreg.Config()), mlfit_params),
             ("sklearn lbfgs", log_reg("lbfgs"), sk_params),
             defaults,
-            ("statsmodels MNLogit",
-             lambda X, y: sm.MNLogit(y, const(X)).fit(method="newton", tol=TOL, maxiter=100,
-                                                     disp=False),
-             sm_params),
+            (
+                "statsmodels MNLogit",
+                lambda X, y: sm.MNLogit(y, const(X)).fit(
+                    method="newton", tol=TOL, maxiter=100, disp=False
+                ),
+                sm_params,
+            ),
         ]
 
     def poisson(solver):
         return lambda X, y: lm.PoissonRegressor(
-            alpha=0.0, solver=solver, tol=TOL, max_iter=MAX_ITER).fit(X, y)
+            alpha=0.0, solver=solver, tol=TOL, max_iter=MAX_ITER
+        ).fit(X, y)
 
     return [
-        ("mlfit newton poisson",
-         lambda X, y: newton.fit(X, y, newton.Config(family="poisson")), mlfit_params),
+        (
+            "mlfit newton poisson",
+            lambda X, y: newton.fit(X, y, newton.Config(family="poisson")),
+            mlfit_params,
+        ),
         ("sklearn newton-cholesky", poisson("newton-cholesky"), sk_params),
         ("sklearn lbfgs", poisson("lbfgs"), sk_params),
         defaults,
-        ("statsmodels GLM Poisson",
-         lambda X, y: sm.GLM(y, const(X), family=sm.families.Poisson()).fit(tol=TOL), sm_params),
+        (
+            "statsmodels GLM Poisson",
+            lambda X, y: sm.GLM(y, const(X), family=sm.families.Poisson()).fit(tol=TOL),
+            sm_params,
+        ),
     ]
 
 
 def fit_only(workload: Workload, path: Path, repeat: int = REPEAT) -> list[Fit]:
+    """Each fit `repeat` times, in rounds (every fit once per round), so that a burst of other
+    work on the machine hits all of them rather than the three runs of one."""
     import pandas as pd
 
     frame = pd.read_csv(path)
@@ -313,33 +355,46 @@ def fit_only(workload: Workload, path: Path, repeat: int = REPEAT) -> list[Fit]:
     X = np.ascontiguousarray(frame.to_numpy(dtype=float))
     # mlfit gets y as the command line gives it (float64); the references as integers.
     y_float = y_int.astype(float)
-    fits = []
+    entries = []
     for name, fit, params in competitors(workload):
         y = y_float if name.startswith("mlfit") else y_int
         # A small fit first: lazy imports and first-call overheads stay out of the timing.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit(X[:2000], y[:2000])
-        times, caught = [], []
-        result = None
-        for _ in range(repeat):
-            with warnings.catch_warnings(record=True) as w:
+        entries.append(
+            {
+                "fit": Fit(name),
+                "run": fit,
+                "params": params,
+                "y": y,
+                "times": [],
+                "warnings": [],
+                "result": None,
+            }
+        )
+    for _ in range(repeat):
+        for e in entries:
+            if e["times"] and e["times"][0] > SLOW_LIMIT:
+                continue  # too slow to repeat (statsmodels' MNLogit on a big problem)
+            with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 start = time.perf_counter()
-                result = fit(X, y)
-                times.append(time.perf_counter() - start)
-            caught += [str(x.message).splitlines()[0][:72].rstrip(" :") for x in w]
-            if times[-1] > SLOW_LIMIT and name == "statsmodels MNLogit":
-                break
-        intercept, coef, its = params(result)
-        entry = Fit(name, statistics.median(times), mean_loglik(workload, X, y_int, intercept, coef),
-                    str(its), coef=np.asarray(coef, dtype=float))
-        if len(times) < repeat:
-            entry.note = f"one fit took {times[0]:.0f} s (> {SLOW_LIMIT:.0f} s): not repeated"
-        if caught:
-            entry.note = (entry.note + "; " if entry.note else "") + "warning: " + caught[0]
-        fits.append(entry)
-        print(f"  {name}: {entry.seconds:.3f} s", flush=True)
+                e["result"] = e["run"](X, e["y"])
+                e["times"].append(time.perf_counter() - start)
+            e["warnings"] += [str(w.message).splitlines()[0][:72].rstrip(" :") for w in caught]
+    fits = []
+    for e in entries:
+        f = e["fit"]
+        intercept, coef, its = e["params"](e["result"])
+        f.seconds = statistics.median(e["times"])
+        f.loglik = mean_loglik(workload, X, y_int, intercept, coef)
+        f.iterations = str(its)
+        if len(e["times"]) < repeat:
+            f.note = f"one fit took {e['times'][0]:.0f} s (> {SLOW_LIMIT:.0f} s): not repeated"
+        if e["warnings"]:
+            f.note = (f.note + "; " if f.note else "") + "warning: " + e["warnings"][0]
+        fits.append(f)
     best = max(f.loglik for f in fits)
     for f in fits:
         f.rel_diff = (best - f.loglik) / abs(best)
@@ -354,8 +409,11 @@ def end_to_end(workload: Workload, path: Path, repeat: int = REPEAT) -> dict:
     mlfit = [*mlfit_command(), *mlfit_cli_args(workload), str(path), "--json", "-q"]
     label = PIPELINES[workload.name][2]
     pipeline = [sys.executable, "-W", "ignore", "-c", pipeline_script(workload), str(path)]
-    t_mlfit = statistics.median(wall_time(mlfit) for _ in range(repeat))
-    t_pipeline = statistics.median(wall_time(pipeline) for _ in range(repeat))
+    times = {"mlfit": [], "pipeline": []}
+    for _ in range(repeat):  # alternating, so that other work on the machine hits both alike
+        times["mlfit"].append(wall_time(mlfit))
+        times["pipeline"].append(wall_time(pipeline))
+    t_mlfit, t_pipeline = statistics.median(times["mlfit"]), statistics.median(times["pipeline"])
     summary = json.loads(subprocess.run(mlfit, capture_output=True, text=True, check=True).stdout)
     return {
         "mlfit": t_mlfit,
@@ -385,8 +443,16 @@ def limit_threads(n: int) -> None:
 def report_fits(fits: list[Fit]) -> dict:
     rows = [("fit", "seconds", "mean log-lik", "rel. to best", "iterations", "note")]
     for f in fits:
-        rows.append((f.name, f"{f.seconds:.3f}", f"{f.loglik:.12f}", f"{f.rel_diff:.1e}",
-                     f.iterations, f.note))
+        rows.append(
+            (
+                f.name,
+                f"{f.seconds:.3f}",
+                f"{f.loglik:.12f}",
+                f"{f.rel_diff:.1e}",
+                f.iterations,
+                f.note,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -397,52 +463,79 @@ def report_fits(fits: list[Fit]) -> dict:
     print(f"  ratio mlfit / fastest competitor of equal quality ({fastest.name}): {ratio:.2f}")
     looser = [f for f in others if f.seconds < fastest.seconds]
     for f in looser:
-        print(f"  ({f.name} is faster, {f.seconds:.3f} s, but stops {f.rel_diff:.1e} below the "
-              f"best log-likelihood; mlfit / it: {mine.seconds / f.seconds:.2f})")
+        print(
+            f"  ({f.name} is faster, {f.seconds:.3f} s, but stops {f.rel_diff:.1e} below the "
+            f"best log-likelihood; mlfit / it: {mine.seconds / f.seconds:.2f})"
+        )
     return {"mlfit": mine, "fastest": fastest, "ratio": ratio, "looser": looser}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a tenth of the rows: a smoke run in well under a minute")
-    parser.add_argument("--only", default=",".join(WORKLOADS),
-                        help="comma-separated workloads (default: logistic,softmax,poisson)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="BLAS threads for every fit, in this process and the fresh ones "
-                        "(default: the libraries' own choice, one per core)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tenth of the rows: a smoke run of about a minute",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(WORKLOADS),
+        help="comma-separated workloads (default: logistic,softmax,poisson)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="BLAS threads for every fit, in this process and the fresh ones "
+        "(default: the libraries' own choice, one per core)",
+    )
     args = parser.parse_args()
     chosen = [WORKLOADS[name.strip()] for name in args.only.split(",") if name.strip()]
     if args.threads:
         limit_threads(args.threads)
 
-    print(f"{os.cpu_count()} CPUs, BLAS threads: {args.threads or 'default'}; load average "
-          "before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print(
+        f"{os.cpu_count()} CPUs, BLAS threads: {args.threads or 'default'}; load average "
+        "before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    )
     table = []
     for workload in chosen:
         rows = workload.quick_rows if args.quick else workload.rows
         path = cached_glm_csv(workload, rows)
-        kind = ("counts" if workload.classes == 0 else "binary" if workload.classes == 2
-                else f"{workload.classes} classes")
-        print(f"\n== {workload.name}: {rows:,} x {workload.cols} + y ({kind}), "
-              f"{path.relative_to(HERE.parent)}, {path.stat().st_size / 1e6:.0f} MB")
+        kind = (
+            "counts"
+            if workload.classes == 0
+            else "binary"
+            if workload.classes == 2
+            else f"{workload.classes} classes"
+        )
+        print(
+            f"\n== {workload.name}: {rows:,} x {workload.cols} + y ({kind}), "
+            f"{path.relative_to(HERE.parent)}, {path.stat().st_size / 1e6:.0f} MB"
+        )
 
-        print(f"fit only (same arrays, median of {REPEAT}):", flush=True)
+        print(f"fit only (same arrays, median of {REPEAT}) ...", flush=True)
         fits = fit_only(workload, path)
         fo = report_fits(fits)
 
         e2e = end_to_end(workload, path)
         cmd = " ".join(["mlfit", *mlfit_cli_args(workload), "data.csv", "--json", "-q"])
-        print(f"end to end (fresh processes, median of {REPEAT}): `{cmd}` {e2e['mlfit']:.2f} s, "
-              f"{e2e['pipeline_label']} {e2e['pipeline']:.2f} s, ratio {e2e['ratio']:.2f}")
+        print(
+            f"end to end (fresh processes, median of {REPEAT}): `{cmd}` {e2e['mlfit']:.2f} s, "
+            f"{e2e['pipeline_label']} {e2e['pipeline']:.2f} s, ratio {e2e['ratio']:.2f}"
+        )
         timing = e2e["timing"]
         if timing:
-            print(f"  mlfit's own timing: load {timing['load_seconds']:.2f} s, "
-                  f"fit {timing['fit_seconds']:.2f} s, total {timing['total_seconds']:.2f} s "
-                  "(the rest is start-up and output)")
+            print(
+                f"  mlfit's own timing: load {timing['load_seconds']:.2f} s, "
+                f"fit {timing['fit_seconds']:.2f} s, total {timing['total_seconds']:.2f} s "
+                "(the rest is start-up and output)"
+            )
         diff = abs(e2e["loglik"] - fo["mlfit"].loglik) / abs(fo["mlfit"].loglik)
-        print(f"  mlfit CLI mean log-likelihood {e2e['loglik']:.12f} ({e2e['iterations']} "
-              f"iterations), vs in-process fit: {diff:.1e}")
+        print(
+            f"  mlfit CLI mean log-likelihood {e2e['loglik']:.12f} ({e2e['iterations']} "
+            f"iterations), vs in-process fit: {diff:.1e}"
+        )
         table.append((workload, rows, fo, e2e))
 
     print("\nload average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
@@ -453,16 +546,37 @@ def main() -> None:
     rows = [("workload", "measure", "mlfit", "reference", "ratio", "goal")]
     for workload, n, fo, e2e in table:
         label = f"{workload.name} {n // 1000}k x {workload.cols}"
-        rows.append((label, "fit only, s", f"{fo['mlfit'].seconds:.3f}",
-                     f"{fo['fastest'].seconds:.3f} {fo['fastest'].name}", f"{fo['ratio']:.2f}",
-                     f"<= 1.0 {verdict(fo['ratio'] <= 1.0)}"))
+        rows.append(
+            (
+                label,
+                "fit only, s",
+                f"{fo['mlfit'].seconds:.3f}",
+                f"{fo['fastest'].seconds:.3f} {fo['fastest'].name}",
+                f"{fo['ratio']:.2f}",
+                f"<= 1.0 {verdict(fo['ratio'] <= 1.0)}",
+            )
+        )
         for f in fo["looser"]:
-            rows.append(("", "fit only, s", "", f"{f.seconds:.3f} {f.name}",
-                         f"{fo['mlfit'].seconds / f.seconds:.2f}",
-                         f"report (log-lik {f.rel_diff:.0e} lower)"))
-        rows.append(("", "end to end, s", f"{e2e['mlfit']:.2f}",
-                     f"{e2e['pipeline']:.2f} {e2e['pipeline_label']}", f"{e2e['ratio']:.2f}",
-                     f"<= 0.5 {verdict(e2e['ratio'] <= 0.5)}"))
+            rows.append(
+                (
+                    "",
+                    "fit only, s",
+                    "",
+                    f"{f.seconds:.3f} {f.name}",
+                    f"{fo['mlfit'].seconds / f.seconds:.2f}",
+                    f"report (log-lik {f.rel_diff:.0e} lower)",
+                )
+            )
+        rows.append(
+            (
+                "",
+                "end to end, s",
+                f"{e2e['mlfit']:.2f}",
+                f"{e2e['pipeline']:.2f} {e2e['pipeline_label']}",
+                f"{e2e['ratio']:.2f}",
+                f"<= 0.5 {verdict(e2e['ratio'] <= 0.5)}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print()
     for r in [rows[0], tuple("-" * w for w in widths), *rows[1:]]:

@@ -67,9 +67,8 @@ class ScalarFamily:
     def objective(self, X, y, beta, offset, weights, l2, info: bool = True):
         """(log-likelihood, gradient, information or None when info=False)."""
         eta = X @ beta + offset
-        mu = self.mean(eta)
-        d = self.mu_eta(eta)
-        ll = float(np.dot(weights, self.loglik(y, eta)))
+        mu, d, ll_rows = self.parts(y, eta)
+        ll = float(np.dot(weights, ll_rows))
         if self.canonical:  # d / V(mu) == 1: skip the division, exact in the tails
             grad, info_w = X.T @ (weights * (y - mu)), weights * d
         else:
@@ -77,6 +76,10 @@ class ScalarFamily:
             grad, info_w = X.T @ (weights * (y - mu) * d / v), weights * d * d / v
         matrix = weighted_gram(X, info_w) if info else None
         return _penalise(ll, grad, matrix, beta, l2)
+
+    def parts(self, y, eta):
+        """Mean, d mu / d eta and per-row log-likelihood at eta (subclasses fuse them)."""
+        return self.mean(eta), self.mu_eta(eta), self.loglik(y, eta)
 
 
 def _penalise(ll, grad, info, beta, l2):
@@ -143,6 +146,11 @@ class Bernoulli(ScalarFamily):
     def unit_deviance(self, y, eta):
         return 2.0 * (np.logaddexp(0.0, eta) - y * eta)
 
+    def parts(self, y, eta):
+        log1p_exp = np.logaddexp(0.0, eta)  # -log(1 - mu)
+        mu = np.exp(-np.logaddexp(0.0, -eta))
+        return mu, mu * np.exp(-log1p_exp), y * eta - log1p_exp
+
     def start_mu(self, y):
         return (y + 0.5) / 2.0
 
@@ -174,6 +182,18 @@ class Poisson(ScalarFamily):
         from scipy.special import gammaln
 
         return y * eta - self.mean(eta) - gammaln(y + 1.0)
+
+    def parts(self, y, eta):
+        mu = self.mean(eta)
+        return mu, mu, y * eta - mu - self._log_factorial(y)
+
+    def _log_factorial(self, y):
+        """gammaln(y + 1), kept for the last y (the same array in every iteration)."""
+        if getattr(self, "_lf_y", None) is not y:
+            from scipy.special import gammaln
+
+            self._lf_y, self._lf = y, gammaln(y + 1.0)
+        return self._lf
 
     def unit_deviance(self, y, eta):
         from scipy.special import xlogy
@@ -212,7 +232,7 @@ class Categorical:
         return -2.0 * self.loglik(y, eta)
 
     def objective(self, X, y, beta, offset, weights, l2, info: bool = True):
-        n, p = X.shape
+        n = X.shape[0]
         eta = self.eta(X, beta, offset)
         P = self.probabilities(eta)
         ll = float(np.dot(weights, self.loglik(y, eta)))
@@ -222,15 +242,24 @@ class Categorical:
         grad = (X.T @ R).ravel(order="F")
         if not info:
             return _penalise(ll, grad, None, beta, l2)
-        k1 = self.K - 1
-        info = np.empty((p * k1, p * k1))
+        return _penalise(ll, grad, _softmax_information(X, P[:, 1:], weights), beta, l2)
+
+
+def _softmax_information(X, P, weights, block: int = 4096):
+    """sum_i w_i kron(diag(p_i) - p_i p_i', x_i x_i') with p_i the non-reference probabilities:
+    per row block, the diag(p_a) terms as sqrt-scaled symmetric products and all p_a p_b terms
+    as one symmetric product of M = [sqrt(w_i) p_ia x_i]_a."""
+    n, p = X.shape
+    k1 = P.shape[1]
+    info = np.zeros((p * k1, p * k1))
+    for i in range(0, n, block):
+        Xc, Pc, wc = X[i : i + block], P[i : i + block], weights[i : i + block]
+        M = (Xc[:, None, :] * (Pc * np.sqrt(wc)[:, None])[:, :, None]).reshape(len(Xc), k1 * p)
+        info -= M.T @ M
         for a in range(k1):
-            for b in range(a, k1):
-                w = weights * P[:, a + 1] * ((a == b) - P[:, b + 1])
-                block = weighted_gram(X, w)
-                info[a * p : (a + 1) * p, b * p : (b + 1) * p] = block
-                info[b * p : (b + 1) * p, a * p : (a + 1) * p] = block.T
-        return _penalise(ll, grad, info, beta, l2)
+            B = Xc * np.sqrt(wc * Pc[:, a])[:, None]
+            info[a * p : (a + 1) * p, a * p : (a + 1) * p] += B.T @ B
+    return info
 
 
 FAMILIES = {"gaussian": Gaussian, "bernoulli": Bernoulli, "logistic": Bernoulli, "poisson": Poisson}

@@ -107,7 +107,7 @@ class _Problem:
 
     def __init__(self, X, codes, K, config, weights, standardize):
         self.mean, self.scale = _standardizer(X, standardize)
-        Z = (X - self.mean) / self.scale
+        Z = (X - self.mean) / self.scale if standardize else X
         self.A = add_intercept(Z) if config.intercept else Z
         self.p = self.A.shape[1]
         self.K = K
@@ -172,14 +172,15 @@ def fit(
     """X: (n, p) without intercept; y: (n,) class labels (numbers or text)."""
     start = time.perf_counter()
     X = np.asarray(X, dtype=float)
-    codes_all, labels = encode_labels(np.asarray(y, dtype=object), target)
+    y = np.asarray(y)
+    codes_all, labels = encode_labels(y if y.dtype.kind in "fiu" else y.astype(object), target)
     K = len(labels)
     train = np.arange(len(codes_all))
     test = None
     if config.holdout:
         train, test = holdout_split(codes_all, config.holdout, config.seed)
     codes = codes_all[train]
-    Xt = X[train]
+    Xt = X[train] if test is not None else X
     if len(np.unique(codes)) < K:
         raise DataError(
             "--holdout leaves a class out of the training rows; use a smaller fraction."
@@ -212,7 +213,7 @@ def fit(
         beta0[:: problem.p] = start_logits
     opt, convergence = _optimise(problem, method, beta0, config, labels_full, on_progress)
     B = problem.to_original(opt.beta)
-    P_train = _probabilities(X[train], B, config.intercept, problem.softmax)
+    P_train = _probabilities(Xt, B, config.intercept, problem.softmax)
     _check_separation(problem, opt, P_train, codes, config, target)
     table = {"estimate": B.ravel(order="F")}
     if method == "newton" and config.l2 == 0:

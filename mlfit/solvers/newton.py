@@ -199,6 +199,7 @@ def _scan(fam, blocks, target) -> dict:
     n, p, sw, swy, soff, y_min, y_max = 0, 0, 0.0, 0.0, 0.0, math.inf, -math.inf
     columns = ColumnSummary()
     saturated = 0.0
+    has_offset = False
     for A, y, offset, weights in blocks:
         columns.add(A, y > 0)
         saturated += float(weights @ fam.saturated_loglik(y))
@@ -208,6 +209,7 @@ def _scan(fam, blocks, target) -> dict:
         sw += float(weights.sum())
         swy += float(weights @ y)
         soff += float(offset.sum())
+        has_offset = has_offset or bool(np.any(offset))
         y_min, y_max = min(y_min, float(y.min())), max(y_max, float(y.max()))
     if n == 0:
         raise DataError("No data rows to fit.")
@@ -228,6 +230,7 @@ def _scan(fam, blocks, target) -> dict:
         "sum_w": sw,
         "columns": columns,
         "saturated_loglik": saturated,
+        "has_offset": has_offset,
     }
 
 
@@ -237,7 +240,7 @@ def _final_pass(fam, blocks, beta) -> dict:
     for A, y, offset, weights in blocks:
         eta = A @ beta + offset
         dev += float(weights @ fam.unit_deviance(y, eta))
-        ll += float(weights @ fam.loglik(y, eta))
+        ll += float(weights @ fam.parts(y, eta)[2])
         extreme += int(np.sum(np.abs(eta) > EXTREME_ETA))
         vanishing += int(np.sum((eta < VANISHING_ETA) & (y == 0)))
     return {"deviance": dev, "loglik": ll, "extreme": extreme, "vanishing": vanishing}
@@ -275,7 +278,10 @@ def _null_model(fam, blocks, stats, config) -> tuple[float, float]:
     """Log-likelihood and deviance of the intercept-only model (eta = offset without one)."""
     ones = _Constant(blocks, 1.0 if config.intercept else 0.0)
     beta = np.zeros(1)
-    if config.intercept:
+    if config.intercept and fam.canonical and not stats["has_offset"]:
+        # canonical link, no offset: the score equation sum w (y - mu) = 0 gives mu = mean(y)
+        beta = np.array([float(fam.link_fn(np.array([stats["y_mean"]]))[0])])
+    elif config.intercept:
         beta0 = np.array(
             [
                 float(fam.link_fn(fam.start_mu(np.array([stats["y_mean"]])))[0])

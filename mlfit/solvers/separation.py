@@ -22,17 +22,18 @@ class ColumnSummary:
         self.blocks = 0
 
     def add(self, A: np.ndarray, positive: np.ndarray) -> None:
-        parts = []
-        nonzero = A != 0
-        for rows in (positive, ~positive):
-            where = rows[:, None]  # masked reductions: no copy of the selected rows
-            parts.append(
-                (
-                    np.min(A, axis=0, where=where, initial=np.inf),
-                    np.max(A, axis=0, where=where, initial=-np.inf),
-                    np.count_nonzero(nonzero & where, axis=0),
-                )
-            )
+        p = A.shape[1]
+        parts = [
+            [np.full(p, np.inf), np.full(p, -np.inf), np.zeros(p, dtype=np.int64)] for _ in range(2)
+        ]
+        for start in range(0, A.shape[0], 8192):  # blocks of rows: the copies stay in cache
+            Ab, pb = A[start : start + 8192], positive[start : start + 8192]
+            for part, rows in zip(parts, (pb, ~pb)):
+                X = Ab[rows]
+                if len(X):
+                    part[0] = np.minimum(part[0], X.min(axis=0))
+                    part[1] = np.maximum(part[1], X.max(axis=0))
+                    part[2] += np.count_nonzero(X, axis=0)
         if self.blocks == 0:
             (self.pos_min, self.pos_max, self.pos_nz), (self.neg_min, self.neg_max, self.neg_nz) = (
                 parts
