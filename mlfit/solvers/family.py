@@ -14,6 +14,7 @@ flattened column by column.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from mlfit.numerics import logsumexp, sigmoid, weighted_gram
 _MAX_ETA = 700.0
 
 
-class ScalarFamily:
+class ScalarFamily(ABC):
     """A one-parameter exponential family with a link; subclasses fill in the formulas."""
 
     name = ""
@@ -35,26 +36,29 @@ class ScalarFamily:
     def check_y(self, y: np.ndarray, target: str) -> None:
         """Raise DataError when y is outside the family's support."""
 
+    @abstractmethod
     def mean(self, eta):
-        raise NotImplementedError
+        """The inverse link: mu from the linear predictor eta."""
 
+    @abstractmethod
     def mu_eta(self, eta):
         """d mu / d eta."""
-        raise NotImplementedError
 
+    @abstractmethod
     def variance(self, mu):
-        raise NotImplementedError
+        """The variance function V(mu)."""
 
+    @abstractmethod
     def link_fn(self, mu):
-        raise NotImplementedError
+        """The link: eta from mu."""
 
+    @abstractmethod
     def loglik(self, y, eta, scale: float = 1.0):
         """Per-row log-likelihood."""
-        raise NotImplementedError
 
+    @abstractmethod
     def unit_deviance(self, y, eta):
         """Per-row deviance 2 * (loglik(saturated) - loglik)."""
-        raise NotImplementedError
 
     def start_mu(self, y):
         return y
