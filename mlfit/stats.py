@@ -23,12 +23,15 @@ def t_table(estimate: np.ndarray, std_error: np.ndarray, df: float, level: float
 
 def z_table(estimate: np.ndarray, std_error: np.ndarray, level: float = 0.95) -> dict:
     """Wald z statistics, two-sided normal p-values and intervals, as R's summary(glm)."""
-    from scipy.special import ndtr, ndtri
+    import math
+    from statistics import NormalDist
 
     with np.errstate(divide="ignore", invalid="ignore"):
         z = estimate / std_error
-    p = 2.0 * ndtr(-np.abs(z))
-    q = ndtri(0.5 + level / 2.0)
+    p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) for v in np.ravel(z).tolist()]).reshape(
+        np.shape(z)
+    )
+    q = NormalDist().inv_cdf(0.5 + level / 2.0)
     return {
         "z": z,
         "p_value": p,

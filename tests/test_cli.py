@@ -353,3 +353,25 @@ def test_a_fit_does_not_import_pandas(command):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["logreg", "admissions.csv", "-y", "admitted"],
+        ["newton", "claims.csv", "-y", "claims", "--family", "poisson", "--drop", "exposure"],
+    ],
+)
+def test_glm_fits_do_not_import_scipy(command):
+    # scipy costs 0.15-0.2 s to import; z tests, Cholesky and log-factorials do without it.
+    data = str(Path(__file__).parent.parent / "sample_data" / command[1])
+    args = [command[0], data, *command[2:], "--json", "-q"]
+    code = (
+        "import sys, io, contextlib\nfrom mlfit.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    cli({args!r}, standalone_mode=False)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -183,9 +183,7 @@ class Poisson(ScalarFamily):
         return np.log(mu)
 
     def loglik(self, y, eta, scale: float = 1.0):
-        from scipy.special import gammaln
-
-        return y * eta - self.mean(eta) - gammaln(y + 1.0)
+        return y * eta - self.mean(eta) - _log_factorial(y)
 
     def parts(self, y, eta):
         mu = self.mean(eta)
@@ -194,16 +192,14 @@ class Poisson(ScalarFamily):
     def _log_factorial(self, y):
         """gammaln(y + 1), kept for the last y (the same array in every iteration)."""
         if getattr(self, "_lf_y", None) is not y:
-            from scipy.special import gammaln
-
-            self._lf_y, self._lf = y, gammaln(y + 1.0)
+            self._lf_y, self._lf = y, _log_factorial(y)
         return self._lf
 
     def unit_deviance(self, y, eta):
-        from scipy.special import xlogy
-
         mu = self.mean(eta)
-        return 2.0 * (xlogy(y, y) - y * eta - y + mu)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylogy = np.where(y > 0, y * np.log(y), 0.0)
+        return 2.0 * (ylogy - y * eta - y + mu)
 
     def start_mu(self, y):
         return y + 0.1
@@ -264,6 +260,26 @@ def _softmax_information(X, P, weights, block: int = 4096):
             B = Xc * np.sqrt(wc * Pc[:, a])[:, None]
             info[a * p : (a + 1) * p, a * p : (a + 1) * p] += B.T @ B
     return info
+
+
+def _log_factorial(y):
+    """log(y!) = log Gamma(y + 1): for counts a table of math.lgamma(k + 1), k <= max(y),
+    indexed by y; otherwise math.lgamma on the distinct values."""
+    y = np.asarray(y, dtype=float)
+    top = float(y.max()) if y.size else 0.0
+    if y.size and y.min() >= 0 and top <= 1e6 and np.array_equal(y, np.floor(y)):
+        table = np.array([math.lgamma(k + 1.0) for k in range(int(top) + 1)])
+        return table[y.astype(np.intp)]
+    values, index = np.unique(y, return_inverse=True)
+    return np.array([_lgamma1(v) for v in values.tolist()])[index.reshape(np.shape(y))]
+
+
+def _lgamma1(v: float) -> float:
+    """log Gamma(v + 1), inf at the poles (as scipy.special.gammaln)."""
+    try:
+        return math.lgamma(v + 1.0)
+    except ValueError:
+        return math.inf
 
 
 FAMILIES = {"gaussian": Gaussian, "bernoulli": Bernoulli, "logistic": Bernoulli, "poisson": Poisson}

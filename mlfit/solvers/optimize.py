@@ -63,11 +63,13 @@ def cholesky(info: np.ndarray, rank_tol: float = 1e-10):
         bad = np.flatnonzero(~(d > 0) | ~np.isfinite(d))
         raise SingularInformation(int(bad[0]))
     S = info / np.outer(d, d)
-    from scipy.linalg.lapack import dpotrf
+    try:
+        L = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        from scipy.linalg.lapack import dpotrf  # only to name the failing column
 
-    L, err = dpotrf(S, lower=1, clean=1)
-    if err > 0:
-        raise SingularInformation(err - 1)
+        L, err = dpotrf(S, lower=1, clean=1)
+        raise SingularInformation(err - 1 if err > 0 else int(np.argmin(np.diag(L)))) from None
     pivots = np.diag(L)
     if (
         np.min(pivots) < rank_tol**0.5
@@ -78,17 +80,13 @@ def cholesky(info: np.ndarray, rank_tol: float = 1e-10):
 
 def solve_cholesky(L: np.ndarray, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     """info^-1 g from the factor of cholesky()."""
-    from scipy.linalg import solve_triangular
-
-    u = solve_triangular(L, g / d, lower=True)
-    return solve_triangular(L, u, lower=True, trans="T") / d
+    u = np.linalg.solve(L, g / d)
+    return np.linalg.solve(L.T, u) / d
 
 
 def inverse_diagonal(L: np.ndarray, d: np.ndarray) -> np.ndarray:
     """diag(info^-1) as squared column norms of L^-1, scaled back."""
-    from scipy.linalg import solve_triangular
-
-    Linv = solve_triangular(L, np.eye(len(d)), lower=True)
+    Linv = np.linalg.inv(L)
     return np.einsum("ij,ij->j", Linv, Linv) / d**2
 
 
