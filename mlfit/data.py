@@ -55,9 +55,6 @@ class Table:
     n_rows: int
     raw: pa.Table | None = None  # the columns as parsed, e.g. to copy an id column through
 
-    def is_text(self, name: str) -> bool:
-        return self.columns[name].dtype == object
-
 
 @dataclass
 class Dataset:

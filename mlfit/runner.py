@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mlfit import __version__
-from mlfit.data import ChunkStream, Dataset, Selection, load_dataset, should_stream
+from mlfit.data import (
+    DEFAULT_CHUNK_ROWS,
+    ChunkStream,
+    Dataset,
+    Selection,
+    load_dataset,
+    should_stream,
+)
 from mlfit.design import Design, build_design
 from mlfit.errors import DataError, NotConvergedError
 from mlfit.model_io import save_model
@@ -53,7 +60,9 @@ def run_fit(
         sel = replace(sel, features=others + tuple(extras.values()))
     job = _Job(model, module, config, poly, extras, not out.quiet)
     if hasattr(module, "fit_chunks") and should_stream(data, chunk_rows):
-        done = _fit_streaming(job, ChunkStream(data, sel, chunk_rows or 65_536, model=model))
+        done = _fit_streaming(
+            job, ChunkStream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
+        )
     else:
         done = _fit_in_memory(job, load_dataset(data, sel, target_kind=target_kind, model=model))
     fit_end = time.perf_counter()

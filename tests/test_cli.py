@@ -3,6 +3,7 @@ broken pipes and a light import at startup."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -333,6 +334,22 @@ def test_startup_does_not_import_heavy_modules(code):
     assert proc.stdout.strip() == "[]"
 
 
+def modules_imported_by_fit(args: list[str], package: str) -> list[str]:
+    """Run `mlfit ARGS --json -q` in a fresh interpreter; the `package` modules it imported."""
+    code = (
+        "import sys, io, json, contextlib\nfrom mlfit.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    cli({[*args, '--json', '-q']!r}, standalone_mode=False)\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == {package!r})))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+SAMPLE = Path(__file__).parent.parent / "sample_data"
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -343,16 +360,8 @@ def test_startup_does_not_import_heavy_modules(code):
 )
 def test_a_fit_does_not_import_pandas(command):
     # pyarrow's to_numpy and pa.array import pandas (0.15-0.6 s, 50 MB); the loader avoids them.
-    data = str(Path(__file__).parent.parent / "sample_data" / "houses.csv")
-    code = (
-        "import sys, io, contextlib\nfrom mlfit.cli import cli\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    cli({[command[0], data, *command[1:], '--json', '-q']!r}, standalone_mode=False)\n"
-        "print('pandas' in sys.modules)"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "False"
+    args = [command[0], str(SAMPLE / "houses.csv"), *command[1:]]
+    assert modules_imported_by_fit(args, "pandas") == []
 
 
 @pytest.mark.parametrize(
@@ -364,14 +373,5 @@ def test_a_fit_does_not_import_pandas(command):
 )
 def test_glm_fits_do_not_import_scipy(command):
     # scipy costs 0.15-0.2 s to import; z tests, Cholesky and log-factorials do without it.
-    data = str(Path(__file__).parent.parent / "sample_data" / command[1])
-    args = [command[0], data, *command[2:], "--json", "-q"]
-    code = (
-        "import sys, io, contextlib\nfrom mlfit.cli import cli\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    cli({args!r}, standalone_mode=False)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    args = [command[0], str(SAMPLE / command[1]), *command[2:]]
+    assert modules_imported_by_fit(args, "scipy") == []
