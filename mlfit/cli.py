@@ -1,9 +1,7 @@
 """The `mlfit` command: a lazy Click group, the shared options, and the exit codes.
 
 Subcommands are imported only when run, so `mlfit --help` never imports numpy or pyarrow.
-Exit codes: 0 success (also when a fit did not converge, unless --strict), 1 the fit failed or
-cannot be trusted, 2 usage error, 3 bad input data, 4 bad model file, 5 not converged under
---strict, 130 interrupted, 141 the reader of stdout went away (a closed pipe).
+Exit codes are mlfit.errors.ExitCode.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import sys
 import click
 
 from mlfit import __version__
-from mlfit.errors import MlfitError
+from mlfit.errors import ExitCode, MlfitError
 from mlfit.solvers import SOLVERS, module_name
 
 #: Commands that are not models.
@@ -45,15 +43,15 @@ class LazyGroup(click.Group):
             if ctx.obj and ctx.obj.get("traceback"):
                 raise
             click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+            ctx.exit(ExitCode.INTERRUPTED)
         except BrokenPipeError:
             # The reader went away (`mlfit ... | head`): stop quietly, as other Unix tools do.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            ctx.exit(141)
+            ctx.exit(ExitCode.BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug: still one line, with the way to get the details
@@ -64,7 +62,7 @@ class LazyGroup(click.Group):
                 "mlfit: rerun with MLFIT_TRACEBACK=1 and report the output.",
                 err=True,
             )
-            ctx.exit(1)
+            ctx.exit(ExitCode.FIT_FAILED)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
