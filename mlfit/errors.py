@@ -16,6 +16,19 @@ class ExitCode(IntEnum):
     BROKEN_PIPE = 141  # the reader of stdout went away
 
 
+#: What each code means, for --help and the man pages.
+EXIT_MEANINGS = {
+    ExitCode.OK: "success (also when a fit did not converge, unless --strict)",
+    ExitCode.FIT_FAILED: "the fit failed or cannot be trusted",
+    ExitCode.USAGE: "usage error (a bad option, or one the model does not take)",
+    ExitCode.BAD_DATA: "bad input data",
+    ExitCode.BAD_MODEL_FILE: "bad model file",
+    ExitCode.NOT_CONVERGED: "not converged under --strict",
+    ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.BROKEN_PIPE: "the reader of stdout went away (a closed pipe)",
+}
+
+
 class MlfitError(Exception):
     """Base error: the message is shown to the user as one line on stderr."""
 

@@ -26,6 +26,7 @@ import click
 
 import mlfit
 import mlfit.cli
+from mlfit.errors import EXIT_MEANINGS
 
 PROG = "mlfit"
 
@@ -102,15 +103,6 @@ def summary(command: click.Command) -> str:
     return " ".join(paras[0][1]).rstrip(".") if paras else ""
 
 
-def exit_codes(doc: str) -> list[tuple[str, str]]:
-    """[(code, meaning)] from the 'Exit codes: 0 success, 1 ..., 130 interrupted.' sentence."""
-    match = re.search(r"Exit codes:\s*(.+?\.)\s*(?:\n\s*\n|$)", doc or "", re.DOTALL)
-    if not match:
-        raise SystemExit("gen_man: the mlfit.cli module docstring has no 'Exit codes:' sentence")
-    text = " ".join(match.group(1).split()).rstrip(".")
-    return re.findall(r"(\d+) (.+?)(?=, \d+ |$)", text)
-
-
 def page(
     name: str,
     command: click.Command,
@@ -150,8 +142,8 @@ def page(
             continue
         out += [".TP", flags(record[0]), line(inline(record[1]))]
     out.append(".SH EXIT STATUS")
-    for code, meaning in exit_codes(mlfit.cli.__doc__):
-        out += [".TP", f"\\fB{code}\\fR", line(esc(meaning[0].upper() + meaning[1:]) + ".")]
+    for code, meaning in EXIT_MEANINGS.items():
+        out += [".TP", f"\\fB{int(code)}\\fR", line(esc(meaning[0].upper() + meaning[1:]) + ".")]
     out.append(".SH SEE ALSO")
     out.append(",\n".join(f".BR {esc(ref)} (1)" for ref in see_also))
     return "\n".join(out) + "\n"
