@@ -1,0 +1,166 @@
+"""Explain a pyarrow parse error as one line naming the file and the bad line or row."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from mlfit.data.sources import _csv_options, _Source
+from mlfit.errors import DataError
+
+
+def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
+    """Turn a pyarrow parse error into one line naming the file and, for CSV, the bad line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if src.fmt in ("csv", "tsv") and "Expected" in text and "columns" in text:
+        line = _find_bad_line(src)
+        if line is not None:
+            number, found, expected = line
+            return DataError(
+                f"{src.name}, line {number}: expected {expected} fields, found {found}. "
+                "Fix or remove that row (quote fields that contain the delimiter)."
+            )
+    converting = re.search(
+        r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to \w+: "
+        r"invalid value '(.*)'",
+        text,
+    )
+    if src.fmt in ("csv", "tsv") and converting:  # a chunked read fixed the column as numbers
+        found = _find_csv_value(src, int(converting.group(1)), converting.group(2))
+        if found is not None:
+            name, row = found
+            return DataError(_stray_word_message(name, src.name, row, converting.group(2)))
+    if src.fmt == "jsonl":
+        changed = re.search(r"Column\(/([^/)]+)\) changed from (\w+) to (\w+)", text)
+        bad = _find_bad_json_line(src, changed.groups() if changed else None)
+        if bad is not None:
+            number, reason = bad
+            return DataError(f"{src.name}, line {number}: {reason}.")
+    if "Empty CSV file" in text:
+        return DataError(f"File '{src.name}' is empty: it needs a header row and data rows.")
+    return DataError(f"Cannot parse {src.name} as {src.fmt.upper()}: {text}")
+
+
+def _find_bad_line(src: _Source):
+    import pyarrow.csv as pcsv
+
+    found = []
+
+    def handler(row):
+        found.append((row.number, row.actual_columns, row.expected_columns))
+        return "error"
+
+    read, parse, convert = _csv_options(src.fmt)
+    read.use_threads = False
+    parse.invalid_row_handler = handler
+    try:
+        with src.open() as stream:
+            pcsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+    except Exception:  # noqa: BLE001, S110 - we only want what the handler saw
+        pass
+    return found[0] if found else None
+
+
+def _find_csv_value(src: _Source, index: int, value: str):
+    """(column name, 'row 12 (line 13)') of the first `value` in CSV column number `index`."""
+    import pyarrow.csv as pcsv
+
+    try:
+        read, parse, convert = _csv_options(src.fmt)
+        with src.open() as stream:
+            name = pcsv.open_csv(
+                stream, read_options=read, parse_options=parse, convert_options=convert
+            ).schema.names[index]
+        read, parse, convert = _csv_options(
+            src.fmt, column_types={name: pa.string()}, include=[name]
+        )
+        base = 0
+        with src.open() as stream:
+            for batch in pcsv.open_csv(
+                stream, read_options=read, parse_options=parse, convert_options=convert
+            ):
+                hits = np.flatnonzero(np.array(batch.column(0).to_pylist(), dtype=object) == value)
+                if len(hits):
+                    return name, _RowNames(base, _line_offset(src.fmt))(int(hits[0]))
+                base += batch.num_rows
+    except (pa.ArrowInvalid, OSError, IndexError):
+        return None
+    return None
+
+
+def _find_bad_json_line(src: _Source, changed: tuple[str, str, str] | None = None):
+    """(line number, reason) of the first line that is not a JSON object, or, with changed =
+    (column, old kind, new kind) from pyarrow, whose column holds the new kind.  pyarrow's own
+    row numbers count from 0 within a block, so they cannot be shown."""
+    number, rest = 0, b""
+    with src.open() as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            *lines, rest = (rest + block).split(b"\n")
+            for line in lines:
+                number += 1
+                reason = _json_line_problem(line, changed)
+                if reason:
+                    return number, reason
+    reason = _json_line_problem(rest, changed)
+    return (number + 1, reason) if reason else None
+
+
+_JSON_KINDS = {
+    "string": (str,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def _json_line_problem(line: bytes, changed: tuple[str, str, str] | None) -> str | None:
+    import json
+
+    if not line.strip():
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        return (
+            f"invalid JSON ({getattr(exc, 'msg', exc)}). Fix or remove that line (JSON Lines "
+            "needs one object per line)"
+        )
+    if not isinstance(value, dict):
+        return "not a JSON object. Fix or remove that line (JSON Lines needs one object per line)"
+    if changed:
+        name, old, new = changed
+        v = value.get(name)
+        kinds = _JSON_KINDS.get(new, ())
+        if isinstance(v, kinds) and not (new == "number" and isinstance(v, bool)):
+            return (
+                f"column '{name}' has the {new} {json.dumps(v)[:40]} but earlier lines have "
+                f"{old}s. Give each column one type"
+            )
+    return None
+
+
+def _stray_word_message(name: str, src: str, row: str, value) -> str:
+    return (
+        f"Column '{name}' in {src} holds numbers but {row} has '{value}'. Fix that value, or "
+        "mark it missing (empty) and use --na drop."
+    )
+
+
+@dataclass(frozen=True)
+class _RowNames:
+    """Turns a 0-based index within a chunk into 'row 12 (line 13)' for messages."""
+
+    base: int = 0  # rows before this chunk
+    line_offset: int = 0  # 2 for CSV/TSV: data row 1 is line 2; 0 where lines mean nothing
+
+    def __call__(self, i: int) -> str:
+        row = self.base + i + 1
+        return f"row {row}" + (f" (line {row + self.line_offset - 1})" if self.line_offset else "")
+
+
+def _line_offset(fmt: str) -> int:
+    return 2 if fmt in ("csv", "tsv") else 0  # data row 1 is line 2, after the header

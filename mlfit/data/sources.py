@@ -1,0 +1,133 @@
+"""Open a path or stdin, decompressed, and tell its format from the name or the bytes."""
+
+from __future__ import annotations
+
+import io
+import lzma
+import os
+import sys
+
+import pyarrow as pa
+
+from mlfit.errors import DataError
+
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_COMPRESSION_EXT = (".gz", ".bz2", ".xz", ".zst", ".zstd")
+_FORMAT_EXT = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+class _Source:
+    """A path or '-' that can be opened (decompressed) any number of times."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.name = "<stdin>" if path == "-" else path
+        self._stdin_bytes: bytes | None = None
+        if path == "-":
+            self._stdin_bytes = sys.stdin.buffer.read()
+            if not self._stdin_bytes:
+                raise DataError(
+                    "Standard input is empty: pipe a table into mlfit or give a file path."
+                )
+            self.size = len(self._stdin_bytes)
+        else:
+            if not os.path.exists(path):
+                raise DataError(f"File '{path}' not found.")
+            if os.path.isdir(path):
+                raise DataError(f"'{path}' is a directory; give a data file.")
+            try:
+                self.size = os.path.getsize(path)
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise DataError(f"Cannot read '{path}': {exc.strerror}.") from None
+            if self.size == 0:
+                raise DataError(f"File '{path}' is empty: it needs a header row and data rows.")
+        self.compression = self._detect_compression()
+        self.fmt = self._detect_format()
+
+    def _head(self, n: int = 8) -> bytes:
+        if self._stdin_bytes is not None:
+            return self._stdin_bytes[:n]
+        with open(self.path, "rb") as f:
+            return f.read(n)
+
+    def _detect_compression(self) -> str | None:
+        head = self._head()
+        for magic, kind in _MAGIC.items():
+            if head.startswith(magic):
+                return kind
+        return None
+
+    def _detect_format(self) -> str:
+        base = self.path.lower()
+        for ext in _COMPRESSION_EXT:
+            base = base.removesuffix(ext)
+        for ext, fmt in _FORMAT_EXT.items():
+            if base.endswith(ext):
+                return fmt
+        with self.open() as stream:
+            head = stream.read(65536)
+        if head.startswith(b"PAR1"):
+            return "parquet"
+        if head.lstrip()[:1] == b"{":
+            return "jsonl"
+        first = head.split(b"\n", 1)[0]
+        return "tsv" if first.count(b"\t") > first.count(b",") else "csv"
+
+    def open(self) -> pa.NativeFile:
+        """A readable, decompressed stream of the file's bytes."""
+        raw = (
+            pa.BufferReader(self._stdin_bytes)
+            if self._stdin_bytes is not None
+            else pa.OSFile(self.path, "rb")
+        )
+        if self.compression is None:
+            return raw
+        if self.compression == "xz":
+            return pa.PythonFile(lzma.open(_NativeAsPython(raw)), mode="r")
+        return pa.CompressedInputStream(raw, self.compression)
+
+
+def _read_all(stream: pa.NativeFile) -> bytes:
+    """All remaining bytes; read() without a size needs seeking, which the xz stream lacks."""
+    return b"".join(iter(lambda: stream.read(1 << 20), b""))
+
+
+class _NativeAsPython(io.RawIOBase):
+    """Let Python's lzma read from a pyarrow stream (pyarrow has no xz codec)."""
+
+    def __init__(self, native: pa.NativeFile):
+        self._native = native
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        data = self._native.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._native.close()
+        super().close()
+
+
+def _csv_options(fmt: str, column_types=None, include=None, block_size=None):
+    import pyarrow.csv as pcsv
+
+    read = pcsv.ReadOptions(block_size=block_size) if block_size else pcsv.ReadOptions()
+    parse = pcsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    convert = pcsv.ConvertOptions(
+        column_types=column_types or {}, include_columns=include or [], strings_can_be_null=True
+    )
+    return read, parse, convert
