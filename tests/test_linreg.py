@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlfit.cli import cli
+from mlfit.contract import ModelData
 from mlfit.errors import FitError
 from mlfit.solvers import linreg, normal_eq
 from mlfit.solvers import linreg as linreg_module
@@ -40,7 +41,7 @@ def write_table(path, X, y) -> str:
 
 
 def exact(X, y, intercept=True):
-    return normal_eq.fit(X, y, normal_eq.Config(intercept=intercept))
+    return normal_eq.fit(ModelData(X, y), normal_eq.Config(intercept=intercept))
 
 
 def rel_error(a, b) -> float:
@@ -63,16 +64,18 @@ def test_batch_descent_reaches_least_squares(rng, intercept, standardize):
         intercept=intercept,
         standardize=standardize,
     )
-    res = linreg.fit(X, y, config)
+    res = linreg.fit(ModelData(X, y), config)
     assert res.converged and res.convergence["criterion"] == "gradient norm"
     ref = exact(X, y, intercept)
     assert rel_error(res.coefficients["estimate"], ref.coefficients["estimate"]) < 1e-6
     assert rel_error(res.metrics["r_squared"], ref.metrics["r_squared"]) < 1e-9
-    assert (res.params["intercept"] is None) == (not intercept)
-    assert ("scaling" in res.params) == standardize
+    assert (res.params.intercept is None) == (not intercept)
+    assert ("scaling" in res.params.to_dict()) == standardize
     # predict uses the original-scale coefficients
     np.testing.assert_allclose(
-        linreg.predict(res.params, X), normal_eq.predict(ref.params, X), rtol=1e-6
+        linreg.predict(res.params, ModelData(X))["prediction"],
+        normal_eq.predict(ref.params, ModelData(X))["prediction"],
+        rtol=1e-6,
     )
     # the reported loss is half the mean squared error on the original scale
     np.testing.assert_allclose(res.convergence["final_loss"], 0.5 * res.metrics["mse"], rtol=1e-9)
@@ -84,7 +87,8 @@ def test_stochastic_descent_gets_close(rng, method, lr, epochs):
     standard error, not to machine precision."""
     X, y = regression(rng)
     res = linreg.fit(
-        X, y, linreg.Config(method=method, lr=lr, epochs=epochs, batch_size=16, tol=1e-12, seed=3)
+        ModelData(X, y),
+        linreg.Config(method=method, lr=lr, epochs=epochs, batch_size=16, tol=1e-12, seed=3),
     )
     ref = exact(X, y)
     gap = np.abs(res.coefficients["estimate"] - ref.coefficients["estimate"])
@@ -95,7 +99,9 @@ def test_stochastic_descent_gets_close(rng, method, lr, epochs):
 
 def test_stochastic_convergence_by_loss_change(rng):
     X, y = regression(rng)
-    res = linreg.fit(X, y, linreg.Config(method="minibatch", lr=0.01, tol=1e-3, epochs=500))
+    res = linreg.fit(
+        ModelData(X, y), linreg.Config(method="minibatch", lr=0.01, tol=1e-3, epochs=500)
+    )
     assert res.converged
     assert res.convergence["criterion"] == "relative loss change"
     assert res.convergence["iterations"] < 500
@@ -108,7 +114,7 @@ def test_stochastic_convergence_by_loss_change(rng):
 def test_same_seed_same_result(rng, method):
     X, y = regression(rng, n=100)
     config = linreg.Config(method=method, lr=0.01, epochs=20, seed=11)
-    a, b = linreg.fit(X, y, config), linreg.fit(X, y, config)
+    a, b = linreg.fit(ModelData(X, y), config), linreg.fit(ModelData(X, y), config)
     assert np.array_equal(a.coefficients["estimate"], b.coefficients["estimate"])
     assert a.convergence["history"] == b.convergence["history"]
 
@@ -116,8 +122,8 @@ def test_same_seed_same_result(rng, method):
 @pytest.mark.parametrize("method", ["minibatch", "sgd"])
 def test_different_seeds_differ(rng, method):
     X, y = regression(rng, n=100)
-    a = linreg.fit(X, y, linreg.Config(method=method, lr=0.01, epochs=5, seed=1))
-    b = linreg.fit(X, y, linreg.Config(method=method, lr=0.01, epochs=5, seed=2))
+    a = linreg.fit(ModelData(X, y), linreg.Config(method=method, lr=0.01, epochs=5, seed=1))
+    b = linreg.fit(ModelData(X, y), linreg.Config(method=method, lr=0.01, epochs=5, seed=2))
     assert not np.array_equal(a.coefficients["estimate"], b.coefficients["estimate"])
     assert a.convergence["history"] != b.convergence["history"]
 
@@ -157,7 +163,7 @@ def test_cli_json_reproducible_except_timing(rng, runner, tmp_path):
 def test_huge_learning_rate_diverges(rng):
     X, y = regression(rng, n=100)
     with pytest.raises(FitError, match="--lr"):
-        linreg.fit(X, y, linreg.Config(lr=1e3, epochs=1000))
+        linreg.fit(ModelData(X, y), linreg.Config(lr=1e3, epochs=1000))
 
 
 def test_huge_learning_rate_cli_exit_1(rng, runner, tmp_path):
@@ -172,7 +178,7 @@ def test_huge_learning_rate_cli_exit_1(rng, runner, tmp_path):
 
 def test_not_converged_is_a_warning(rng, runner, tmp_path):
     X, y = regression(rng, n=100)
-    res = linreg.fit(X, y, linreg.Config(epochs=2))
+    res = linreg.fit(ModelData(X, y), linreg.Config(epochs=2))
     assert not res.converged
     assert res.convergence["iterations"] == 2
     assert res.convergence["criterion"] == "epoch limit"
@@ -193,7 +199,9 @@ def test_not_converged_is_a_warning(rng, runner, tmp_path):
 def test_batch_loss_history_non_increasing(rng):
     X, y = regression(rng)
     for standardize, lr in ((True, 0.05), (False, 0.01)):
-        res = linreg.fit(X, y, linreg.Config(lr=lr, epochs=300, tol=1e-14, standardize=standardize))
+        res = linreg.fit(
+            ModelData(X, y), linreg.Config(lr=lr, epochs=300, tol=1e-14, standardize=standardize)
+        )
         history = np.array(res.convergence["history"])
         assert len(history) == res.convergence["iterations"] + 1  # the start, then each epoch
         assert np.all(np.diff(history) <= 0)
@@ -212,7 +220,7 @@ def _capture_objective(monkeypatch, X, y, config):
         return real(objective, w0, n, cfg, on_progress)
 
     monkeypatch.setattr(linreg_module, "descend", spy)
-    linreg.fit(X, y, config)
+    linreg.fit(ModelData(X, y), config)
     return captured["objective"], captured["p"]
 
 

@@ -29,6 +29,7 @@ from sklearn.metrics import (
 )
 
 from mlfit.cli import cli
+from mlfit.contract import ModelData
 from mlfit.errors import DataError, FitError
 from mlfit.solvers import logreg
 
@@ -66,9 +67,7 @@ def sklearn_fit(X, y, C=np.inf, class_weight=None):
 
 def mlfit_B(params) -> np.ndarray:
     """(p + 1, K - 1) original-scale coefficients, intercept first."""
-    coef = np.asarray(params["coef"], dtype=float)
-    B = coef if params["softmax"] else coef[:, None]
-    return np.vstack([np.atleast_2d(params["intercept"]), B])
+    return np.asarray(params.B, dtype=float)
 
 
 def sklearn_B(sk) -> np.ndarray:
@@ -106,15 +105,13 @@ def read_rows(text: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize("K", [2, 3, 5])
 def test_matches_sklearn_unpenalised(rng, K, method):
     X, y = labelled(rng, K=K)
-    res = logreg.fit(X, y, logreg.Config(method=method))
+    res = logreg.fit(ModelData(X, y), logreg.Config(method=method))
     sk = sklearn_fit(X, y)
     assert res.convergence["converged"] and res.warnings == []
     assert res.info["method"] == ("newton" if method == "auto" else method)
-    assert res.params["softmax"] is (K > 2)
+    assert res.params.softmax is (K > 2)
     assert_rel(res.metrics["log_loss"], log_loss(y, sk.predict_proba(X)), RTOL_LOSS)
-    np.testing.assert_allclose(
-        logreg.predict_proba(res.params, X), sk.predict_proba(X), atol=ATOL_PROBA, rtol=0
-    )
+    np.testing.assert_allclose(res.params.proba(X), sk.predict_proba(X), atol=ATOL_PROBA, rtol=0)
     assert_rel(mlfit_B(res.params), sklearn_B(sk), RTOL_COEF)
     assert_rel(res.metrics["log_likelihood"], -len(y) * res.metrics["log_loss"], 1e-12)
     k = 4 * (K - 1)
@@ -125,14 +122,16 @@ def test_matches_sklearn_unpenalised(rng, K, method):
 def test_newton_standard_errors_are_inverse_information(rng):
     """Binary Newton: SEs from the inverse information on the original scale, z = b / se."""
     X, y = labelled(rng)
-    res = logreg.fit(X, y, logreg.Config(method="newton"))
+    res = logreg.fit(ModelData(X, y), logreg.Config(method="newton"))
     A = np.column_stack([np.ones(len(y)), X])
-    p = logreg.predict_proba(res.params, X)[:, 1]
+    p = res.params.proba(X)[:, 1]
     cov = np.linalg.inv(A.T @ (A * (p * (1 - p))[:, None]))
     table = res.coefficients
     assert_rel(table["std_error"], np.sqrt(np.diag(cov)), 1e-8)
     assert_rel(table["z"], table["estimate"] / table["std_error"], 1e-14)
-    assert "std_error" not in logreg.fit(X, y, logreg.Config(method="lbfgs")).coefficients
+    assert (
+        "std_error" not in logreg.fit(ModelData(X, y), logreg.Config(method="lbfgs")).coefficients
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,7 +146,7 @@ def test_descent_gets_close_to_sklearn(rng, method, loss_rtol, coef_rtol, option
     """Measured: batch 2e-16 (log-loss) and 2e-10 (coefficients); minibatch 1e-4 and 0.03;
     sgd 1e-5 and 0.015."""
     X, y = labelled(rng, n=200)
-    res = logreg.fit(X, y, logreg.Config(method=method, **options))
+    res = logreg.fit(ModelData(X, y), logreg.Config(method=method, **options))
     sk = sklearn_fit(X, y)
     expected = log_loss(y, sk.predict_proba(X))
     assert res.metrics["log_loss"] >= expected * (1 - 1e-12)  # sklearn's is the minimum
@@ -166,7 +165,9 @@ def test_l2_binary_matches_sklearn(rng, method):
     penalty of l2 * scale^2 there was off by 31% in the coefficients)."""
     X, y = labelled(rng, n=200)
     lam = 2.0
-    res = logreg.fit(X, y, logreg.Config(method=method, l2=lam, lr=0.5, epochs=5000, tol=1e-12))
+    res = logreg.fit(
+        ModelData(X, y), logreg.Config(method=method, l2=lam, lr=0.5, epochs=5000, tol=1e-12)
+    )
     sk = sklearn_fit(X, y, C=1 / lam)
     assert_rel(res.metrics["log_loss"], log_loss(y, sk.predict_proba(X)), RTOL_LOSS)
     assert_rel(mlfit_B(res.params), sklearn_B(sk), RTOL_COEF)
@@ -211,7 +212,7 @@ def reference_coded_penalised(X, y, K, lam):
 def test_l2_softmax_solves_documented_objective(rng, method):
     X, y = labelled(rng, K=3)
     lam = 2.0
-    res = logreg.fit(X, y, logreg.Config(method=method, l2=lam))
+    res = logreg.fit(ModelData(X, y), logreg.Config(method=method, l2=lam))
     assert_rel(mlfit_B(res.params), reference_coded_penalised(X, y, 3, lam), 1e-6)
 
 
@@ -227,13 +228,13 @@ def test_class_weight_balanced_matches_sklearn(rng, K, method):
     else:
         keep = (y != 2) | (np.arange(len(y)) % 3 == 0)  # thin out class 2
         X, y = X[keep], y[keep]
-    res = logreg.fit(X, y, logreg.Config(method=method, class_weight="balanced"))
+    res = logreg.fit(ModelData(X, y), logreg.Config(method=method, class_weight="balanced"))
     sk = sklearn_fit(X, y, class_weight="balanced")
     w = len(y) / (K * np.bincount(y))[y]
-    weighted = log_loss(y, logreg.predict_proba(res.params, X), sample_weight=w)
+    weighted = log_loss(y, res.params.proba(X), sample_weight=w)
     assert_rel(weighted, log_loss(y, sk.predict_proba(X), sample_weight=w), RTOL_LOSS)
     assert_rel(mlfit_B(res.params), sklearn_B(sk), RTOL_COEF)
-    unweighted = logreg.fit(X, y, logreg.Config(method=method))
+    unweighted = logreg.fit(ModelData(X, y), logreg.Config(method=method))
     assert np.max(np.abs(mlfit_B(unweighted.params) - mlfit_B(res.params))) > 0.01
     assert res.info["class_weight"] == "balanced"
 
@@ -241,35 +242,38 @@ def test_class_weight_balanced_matches_sklearn(rng, K, method):
 @pytest.mark.parametrize("method", ["newton", "lbfgs"])
 def test_multiclass_flag_forces_softmax_for_two_classes(rng, method):
     X, y = labelled(rng)
-    binary = logreg.fit(X, y, logreg.Config(method=method))
-    softmax = logreg.fit(X, y, logreg.Config(method=method, multiclass=True))
-    assert softmax.params["softmax"] is True and binary.params["softmax"] is False
+    binary = logreg.fit(ModelData(X, y), logreg.Config(method=method))
+    softmax = logreg.fit(ModelData(X, y), logreg.Config(method=method, multiclass=True))
+    assert softmax.params.softmax is True and binary.params.softmax is False
     assert softmax.info["model"] == "softmax" and binary.info["model"] == "logistic"
     assert_rel(softmax.metrics["log_loss"], binary.metrics["log_loss"], 1e-12)
     assert_rel(mlfit_B(softmax.params), mlfit_B(binary.params), RTOL_COEF)  # L-BFGS: 6e-8
-    assert softmax.parameter_names == ["intercept[1]", "x1[1]", "x2[1]", "x3[1]"]
+    assert softmax.coefficients.rows == ["intercept[1]", "x1[1]", "x2[1]", "x3[1]"]
 
 
 def test_threshold_changes_binary_decisions(rng):
     X, y = labelled(rng)
-    default = logreg.fit(X, y, logreg.Config())
-    strict = logreg.fit(X, y, logreg.Config(threshold=0.8))
-    p1 = logreg.predict_proba(strict.params, X)[:, 1]
+    default = logreg.fit(ModelData(X, y), logreg.Config())
+    strict = logreg.fit(ModelData(X, y), logreg.Config(threshold=0.8))
+    p1 = strict.params.proba(X)[:, 1]
     for res, cut in [(default, 0.5), (strict, 0.8)]:
         matrix = np.array(res.metrics["confusion_matrix"]["rows_true_columns_predicted"])
         assert matrix[:, 1].sum() == np.sum(p1 >= cut)
         assert res.metrics["accuracy"] == accuracy_score(y, (p1 >= cut).astype(int))
     assert np.sum(p1 >= 0.8) < np.sum(p1 >= 0.5)
-    np.testing.assert_array_equal(logreg.predict(strict.params, X), (p1 >= 0.8).astype(int))
     np.testing.assert_array_equal(
-        logreg.predict(strict.params, X, threshold=0.3), (p1 >= 0.3).astype(int)
+        logreg.predict(strict.params, ModelData(X))["prediction"], (p1 >= 0.8).astype(int)
+    )
+    np.testing.assert_array_equal(
+        logreg.predict(strict.params, ModelData(X), threshold=0.3)["prediction"],
+        (p1 >= 0.3).astype(int),
     )
 
 
 def test_fit_metrics_match_sklearn_metrics(rng):
     X, y = labelled(rng, K=3)
-    res = logreg.fit(X, y, logreg.Config())
-    P = logreg.predict_proba(res.params, X)
+    res = logreg.fit(ModelData(X, y), logreg.Config())
+    P = res.params.proba(X)
     pred = np.argmax(P, axis=1)
     m = res.metrics
     assert m["accuracy"] == accuracy_score(y, pred)
@@ -288,10 +292,8 @@ def test_fit_metrics_match_sklearn_metrics(rng):
     assert "roc_auc" not in m
 
     Xb, yb = labelled(rng)
-    res = logreg.fit(Xb, yb, logreg.Config())
-    assert_rel(
-        res.metrics["roc_auc"], roc_auc_score(yb, logreg.predict_proba(res.params, Xb)[:, 1]), 1e-14
-    )
+    res = logreg.fit(ModelData(Xb, yb), logreg.Config())
+    assert_rel(res.metrics["roc_auc"], roc_auc_score(yb, res.params.proba(Xb)[:, 1]), 1e-14)
 
 
 # --------------------------------------------------------------------------- holdout
@@ -338,8 +340,8 @@ def test_holdout_cli(rng, runner, tmp_path):
     codes = np.searchsorted(["setosa", "versicolor", "virginica"], species)
     train, test = logreg.holdout_split(codes, 0.25, seed=3)
     X = np.column_stack([length, width])
-    res = logreg.fit(X[train], species[train], logreg.Config())
-    P = logreg.predict_proba(res.params, X[test])
+    res = logreg.fit(ModelData(X[train], species[train]), logreg.Config())
+    P = res.params.proba(X[test])
     assert_rel(holdout["log_loss"], log_loss(codes[test], P, labels=[0, 1, 2]), 1e-10)
     assert (
         holdout["confusion_matrix"]["rows_true_columns_predicted"]
@@ -473,7 +475,7 @@ def test_separation_by_a_combination_fails(rng, ties):
     y = (x1 + x2 > 0).astype(int)
     y[:ties] = np.arange(ties) % 2
     with pytest.raises(FitError, match="(?i)separat"):
-        logreg.fit(np.column_stack([x1, x2]), y, logreg.Config())
+        logreg.fit(ModelData(np.column_stack([x1, x2]), y), logreg.Config())
 
 
 def test_same_command_same_json(rng, runner, tmp_path):

@@ -20,6 +20,7 @@ from scipy.special import expit, gammaln, xlogy
 from sklearn.linear_model import LogisticRegression
 
 from mlfit.cli import cli
+from mlfit.contract import ModelData
 from mlfit.errors import DataError, FitError
 from mlfit.numerics import add_intercept
 from mlfit.solvers import newton, normal_eq
@@ -60,6 +61,11 @@ def invoke_json(runner, args) -> dict:
         raise result.exception
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def with_offset(X, y=None, offset=None) -> ModelData:
+    """The model data of a fit or prediction with an optional offset column."""
+    return ModelData(X, y, {} if offset is None else {"offset": offset})
 
 
 def glm_data(rng, fam: str, intercept: bool = True, offset: bool = False, n: int = 300):
@@ -108,7 +114,7 @@ def r_null_deviance_and_loglik(fam, y, offset):
 @pytest.mark.parametrize("fam", ["bernoulli", "poisson"])
 def test_matches_statsmodels_glm(rng, fam, intercept, offset):
     X, y, off = glm_data(rng, fam, intercept, offset)
-    res = newton.fit(X, y, newton.Config(family=fam, intercept=intercept), offset=off)
+    res = newton.fit(with_offset(X, y, off), newton.Config(family=fam, intercept=intercept))
     irls, ref = statsmodels_glm(X, y, fam, intercept, off)
     table, m = res.coefficients, res.metrics
     n, p = len(y), X.shape[1] + intercept
@@ -140,9 +146,9 @@ def test_matches_statsmodels_glm(rng, fam, intercept, offset):
         null_dev, null_ll = r_null_deviance_and_loglik(fam, y, off)
         assert_rel(m["null_deviance"], null_dev)
         assert_rel(m["pseudo_r_squared"], 1 - ref.llf / null_ll)
-    assert res.params["intercept"] == (table["estimate"][0] if intercept else None)
+    assert res.params.intercept == (table["estimate"][0] if intercept else None)
     assert_rel(
-        newton.predict(res.params, X, off),
+        newton.predict(res.params, with_offset(X, offset=off))["prediction"],
         ref.predict(add_intercept(X) if intercept else X, offset=off),
         RTOL_EST,
     )
@@ -163,10 +169,10 @@ def precision_cases(tol: float):
                 for offset in (False, True):
                     X, y, off = glm_data(rng, fam, intercept, offset)
                     config = newton.Config(family=fam, intercept=intercept, tol=tol)
-                    res = newton.fit(X, y, config, offset=off)
+                    res = newton.fit(with_offset(X, y, off), config)
                     offs = off if offset else np.zeros(len(y))
                     chunks = [
-                        (X[i : i + 50], y[i : i + 50], offs[i : i + 50])
+                        ModelData(X[i : i + 50], y[i : i + 50], {"offset": offs[i : i + 50]})
                         for i in range(0, len(y), 50)
                     ]
                     chunked = newton.fit_chunks(chunks, config)
@@ -187,7 +193,7 @@ def test_chunked_fit_and_tight_tol_reach_full_precision():
             _max_rel(res.coefficients["std_error"], ref.bse),
         )
     x, y = large_counts(np.random.default_rng(20240611))
-    res = newton.fit(x, y, newton.Config(family="poisson", tol=1e-14))
+    res = newton.fit(ModelData(x, y), newton.Config(family="poisson", tol=1e-14))
     worst_sm = max(
         worst_sm,
         _max_rel(
@@ -210,7 +216,7 @@ def test_default_fit_has_ten_digits_of_statsmodels():
 
 def test_convergence_report(rng):
     X, y, _ = glm_data(rng, "poisson")
-    res = newton.fit(X, y, newton.Config(family="poisson"))
+    res = newton.fit(ModelData(X, y), newton.Config(family="poisson"))
     conv = res.convergence
     assert conv["converged"] is True and conv["method"] == "newton"
     assert 2 <= conv["iterations"] <= 10
@@ -224,7 +230,7 @@ def test_convergence_report(rng):
 
 def test_more_iterations_than_allowed_is_a_warning(rng):
     X, y, _ = glm_data(rng, "poisson")
-    res = newton.fit(X, y, newton.Config(family="poisson", max_iter=1))
+    res = newton.fit(ModelData(X, y), newton.Config(family="poisson", max_iter=1))
     assert res.convergence["converged"] is False
     assert res.convergence["iterations"] == 1
     assert "did not converge" in res.warnings[0] and "--max-iter" in res.warnings[0]
@@ -240,8 +246,8 @@ def gaussian_data(rng, n=100):
 
 def test_gaussian_one_step_is_least_squares(rng):
     X, y = gaussian_data(rng)
-    one = newton.fit(X, y, newton.Config(family="gaussian", max_iter=1))
-    ols = normal_eq.fit(X, y)
+    one = newton.fit(ModelData(X, y), newton.Config(family="gaussian", max_iter=1))
+    ols = normal_eq.fit(ModelData(X, y))
     assert_rel(one.coefficients["estimate"], ols.coefficients["estimate"])
 
 
@@ -249,8 +255,8 @@ def test_gaussian_matches_normal_eq(rng):
     """One iteration, converged; R's summary(glm): SE with dispersion deviance/df, t tests;
     logLik with sigma^2 = deviance/n, and sigma counted in AIC/BIC (k = p + 1)."""
     X, y = gaussian_data(rng)
-    res = newton.fit(X, y)  # gaussian is the default family
-    ols = normal_eq.fit(X, y)
+    res = newton.fit(ModelData(X, y))  # gaussian is the default family
+    ols = normal_eq.fit(ModelData(X, y))
     sm_ols = sm.OLS(y, add_intercept(X)).fit()
     n, p = len(y), 4
     assert res.convergence["iterations"] == 1
@@ -279,8 +285,8 @@ def test_gaussian_matches_normal_eq(rng):
 def test_gaussian_with_offset_is_least_squares_of_y_minus_offset(rng):
     X, y = gaussian_data(rng)
     off = rng.normal(size=len(y))
-    res = newton.fit(X, y + off, offset=off)
-    ols = normal_eq.fit(X, y)
+    res = newton.fit(with_offset(X, y + off, off))
+    ols = normal_eq.fit(ModelData(X, y))
     assert_rel(res.coefficients["estimate"], ols.coefficients["estimate"])
     assert_rel(res.coefficients["std_error"], ols.coefficients["std_error"])
 
@@ -334,7 +340,7 @@ def test_step_halving_inside_fit(rng, monkeypatch):
         return wrapped
 
     monkeypatch.setattr(newton, "_summed", recording)
-    res = newton.fit(x, y, newton.Config(family="poisson"))
+    res = newton.fit(ModelData(x, y), newton.Config(family="poisson"))
     assert trials[1] < trials[0]  # the first trial (the full step) was rejected
     assert res.convergence["converged"]
     irls, ref = statsmodels_glm(x, y, "poisson", True, None)
@@ -356,7 +362,10 @@ def separated_by_one_column(rng, n=40):
 def test_perfect_separation_by_one_column(rng):
     X, y = separated_by_one_column(rng)
     with pytest.raises(FitError, match=r"(?i)separation.*'?dose'? >= 20") as err:
-        newton.fit(X, y, newton.Config(family="bernoulli"), names=["noise", "dose"], target="cured")
+        newton.fit(
+            ModelData(X, y, names=["noise", "dose"], target="cured"),
+            newton.Config(family="bernoulli"),
+        )
     assert "cured" in str(err.value)
 
 
@@ -394,7 +403,7 @@ def test_complete_separation_by_a_combination(rng):
     for x in X.T:  # neither column alone orders the classes
         assert x[y == 1].min() < x[y == 0].max() and x[y == 1].max() > x[y == 0].min()
     with pytest.raises(FitError, match="(?i)separation"):
-        newton.fit(X, y, newton.Config(family="bernoulli"))
+        newton.fit(ModelData(X, y), newton.Config(family="bernoulli"))
 
 
 def test_complete_separation_by_a_combination_cli(rng, runner, assert_error, tmp_path):
@@ -407,19 +416,19 @@ def test_complete_separation_by_a_combination_cli(rng, runner, assert_error, tmp
 def test_quasi_complete_separation_by_a_combination(rng):
     X, y = combination_separated(rng, ties=10)
     with pytest.raises(FitError, match="(?i)separation"):
-        newton.fit(X, y, newton.Config(family="bernoulli"), names=["x1", "x2"])
+        newton.fit(ModelData(X, y, names=["x1", "x2"]), newton.Config(family="bernoulli"))
 
 
 def test_quasi_complete_separation_by_a_combination_fails(rng):
     """Whatever the message, the fit must not succeed (exit 1, not huge numbers)."""
     X, y = combination_separated(rng, ties=10)
     with pytest.raises(FitError):
-        newton.fit(X, y, newton.Config(family="bernoulli"), names=["x1", "x2"])
+        newton.fit(ModelData(X, y, names=["x1", "x2"]), newton.Config(family="bernoulli"))
 
 
 def test_l2_makes_separated_data_estimable(rng):
     X, y = separated_by_one_column(rng)
-    res = newton.fit(X, y, newton.Config(family="bernoulli", l2=1.0))
+    res = newton.fit(ModelData(X, y), newton.Config(family="bernoulli", l2=1.0))
     assert res.convergence["converged"]
     assert np.all(np.isfinite(res.coefficients["estimate"]))
     assert "std_error" not in res.coefficients
@@ -433,7 +442,7 @@ def test_duplicated_column_is_a_singular_hessian(rng, fam):
     X, y, _ = glm_data(rng, fam, n=80)
     X = np.column_stack([X[:, :2], X[:, 0]])
     with pytest.raises(FitError, match="(?i)singular.*'area_copy'"):
-        newton.fit(X, y, newton.Config(family=fam), names=["area", "rooms", "area_copy"])
+        newton.fit(ModelData(X, y, names=["area", "rooms", "area_copy"]), newton.Config(family=fam))
 
 
 def test_duplicated_column_cli(rng, runner, assert_error, tmp_path):
@@ -448,21 +457,21 @@ def test_constant_column_is_a_singular_hessian(rng, fam):
     X, y, _ = glm_data(rng, fam, n=80)
     X[:, 1] = 2.0
     with pytest.raises(FitError, match="(?i)singular.*'b'"):
-        newton.fit(X, y, newton.Config(family=fam), names=["a", "b", "c"])
+        newton.fit(ModelData(X, y, names=["a", "b", "c"]), newton.Config(family=fam))
 
 
 def test_constant_column_is_not_separation(rng):
     X, y, _ = glm_data(rng, "bernoulli", n=80)
     X[:, 1] = 2.0
     with pytest.raises(FitError, match="(?i)singular.*'b'"):
-        newton.fit(X, y, newton.Config(family="bernoulli"), names=["a", "b", "c"])
+        newton.fit(ModelData(X, y, names=["a", "b", "c"]), newton.Config(family="bernoulli"))
 
 
 def test_constant_column_fails_the_logistic_fit(rng):
     X, y, _ = glm_data(rng, "bernoulli", n=80)
     X[:, 1] = 2.0
     with pytest.raises(FitError):
-        newton.fit(X, y, newton.Config(family="bernoulli"), names=["a", "b", "c"])
+        newton.fit(ModelData(X, y, names=["a", "b", "c"]), newton.Config(family="bernoulli"))
 
 
 def zero_count_level(rng, n=60):
@@ -478,11 +487,12 @@ def test_poisson_level_with_only_zero_counts(rng):
     stops near eta = -23, before the eta < -30 boundary check, so this needs the check on the
     single columns before fitting.)"""
     _, D, y = zero_count_level(rng)
+    names = ["group=b", "group=c"]
     with pytest.raises(FitError, match="group=c"):
-        newton.fit(D, y, newton.Config(family="poisson"), names=["group=b", "group=c"])
-    chunks = [(D[i : i + 7], y[i : i + 7]) for i in range(0, len(y), 7)]
+        newton.fit(ModelData(D, y, names=names), newton.Config(family="poisson"))
+    chunks = [ModelData(D[i : i + 7], y[i : i + 7], names=names) for i in range(0, len(y), 7)]
     with pytest.raises(FitError, match="group=c"):
-        newton.fit_chunks(chunks, newton.Config(family="poisson"), names=["group=b", "group=c"])
+        newton.fit_chunks(chunks, newton.Config(family="poisson"))
 
 
 def test_poisson_level_with_only_zero_counts_cli(rng, runner, assert_error, tmp_path):
@@ -507,7 +517,7 @@ def test_poisson_zero_counts_by_a_combination_fails(rng):
     x1 = x2.copy()
     x1[zero] -= rng.uniform(0.5, 1.0, zero.sum())
     with pytest.raises(FitError):
-        newton.fit(np.column_stack([x1, x2]), y, newton.Config(family="poisson"))
+        newton.fit(ModelData(np.column_stack([x1, x2]), y), newton.Config(family="poisson"))
 
 
 @pytest.mark.parametrize(
@@ -520,10 +530,13 @@ def test_poisson_zero_counts_by_a_combination_fails(rng):
 )
 def test_degenerate_target_is_a_data_error(rng, fam, y, words):
     with pytest.raises(DataError, match=words):
-        newton.fit(rng.normal(size=(20, 1)), y, newton.Config(family=fam))
+        newton.fit(ModelData(rng.normal(size=(20, 1)), y), newton.Config(family=fam))
     with pytest.raises(DataError, match=words):
         newton.fit_chunks(
-            [(rng.normal(size=(10, 1)), y[:10]), (rng.normal(size=(10, 1)), y[10:])],
+            [
+                ModelData(rng.normal(size=(10, 1)), y[:10]),
+                ModelData(rng.normal(size=(10, 1)), y[10:]),
+            ],
             newton.Config(family=fam),
         )
 
@@ -553,22 +566,22 @@ def test_l2_bernoulli_matches_sklearn(rng):
     """--l2 LAMBDA subtracts LAMBDA/2 ||b||^2, intercept free: sklearn's C = 1/LAMBDA."""
     X, y, _ = glm_data(rng, "bernoulli", n=200)
     lam = 3.0
-    res = newton.fit(X, y, newton.Config(family="bernoulli", l2=lam))
+    res = newton.fit(ModelData(X, y), newton.Config(family="bernoulli", l2=lam))
     sk = LogisticRegression(C=1 / lam, solver="newton-cholesky", tol=1e-12, max_iter=1000).fit(X, y)
-    assert_rel(res.params["coef"], sk.coef_[0], 1e-8)
-    assert_rel(res.params["intercept"], sk.intercept_[0], 1e-8)
+    assert_rel(res.params.coef, sk.coef_[0], 1e-8)
+    assert_rel(res.params.intercept, sk.intercept_[0], 1e-8)
     assert res.info["l2"] == lam
 
 
 def test_l2_poisson_solves_penalised_score_equations(rng):
     X, y, off = glm_data(rng, "poisson", offset=True, n=200)
     lam = 5.0
-    res = newton.fit(X, y, newton.Config(family="poisson", l2=lam), offset=off)
+    res = newton.fit(with_offset(X, y, off), newton.Config(family="poisson", l2=lam))
     beta = res.coefficients["estimate"]
     A = add_intercept(X)
     score = A.T @ (y - np.exp(A @ beta + off)) - lam * np.r_[0.0, beta[1:]]
     assert np.max(np.abs(score)) < 1e-9 * np.sum(y)
-    unpenalised = newton.fit(X, y, newton.Config(family="poisson"), offset=off)
+    unpenalised = newton.fit(with_offset(X, y, off), newton.Config(family="poisson"))
     assert np.linalg.norm(beta[1:]) < np.linalg.norm(unpenalised.coefficients["estimate"][1:])
 
 
@@ -580,9 +593,12 @@ def test_l2_poisson_solves_penalised_score_equations(rng):
 def test_fit_chunks_equals_in_memory(rng, fam, size):
     X, y, off = glm_data(rng, fam, offset=True, n=237)
     config = newton.Config(family=fam)
-    full = newton.fit(X, y, config, offset=off)
+    full = newton.fit(with_offset(X, y, off), config)
     chunked = newton.fit_chunks(
-        [(X[i : i + size], y[i : i + size], off[i : i + size]) for i in range(0, len(y), size)],
+        [
+            ModelData(X[i : i + size], y[i : i + size], {"offset": off[i : i + size]})
+            for i in range(0, len(y), size)
+        ],
         config,
     )
     for key, value in full.coefficients.items():
@@ -597,9 +613,9 @@ def test_fit_chunks_equals_in_memory(rng, fam, size):
 def test_fit_chunks_without_intercept_and_offset(rng):
     X, y, _ = glm_data(rng, "poisson", intercept=False)
     config = newton.Config(family="poisson", intercept=False)
-    full = newton.fit(X, y, config)
+    full = newton.fit(ModelData(X, y), config)
     chunked = newton.fit_chunks(
-        [(X[i : i + 70], y[i : i + 70]) for i in range(0, len(y), 70)], config
+        [ModelData(X[i : i + 70], y[i : i + 70]) for i in range(0, len(y), 70)], config
     )
     assert_rel(chunked.coefficients["estimate"], full.coefficients["estimate"], RTOL_EST)
     assert_rel(chunked.metrics["null_deviance"], full.metrics["null_deviance"], RTOL_EST)

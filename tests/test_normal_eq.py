@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from sklearn.linear_model import Ridge
 
 from mlfit.cli import cli
+from mlfit.contract import ModelData
 from mlfit.data import ChunkStream, Selection, load_dataset
 from mlfit.design import build_design
 from mlfit.errors import DataError
@@ -80,7 +81,7 @@ def write_table(path, header: list[str], columns: list) -> str:
 def test_matches_statsmodels_ols(rng, intercept):
     """Without a constant statsmodels also uses the uncentred R² and F (k_constant = 0)."""
     X, y = regression(rng)
-    res = normal_eq.fit(X, y, normal_eq.Config(intercept=intercept))
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config(intercept=intercept))
     ols = sm.OLS(y, add_intercept(X) if intercept else X).fit()
     table, m = res.coefficients, res.metrics
 
@@ -102,14 +103,14 @@ def test_matches_statsmodels_ols(rng, intercept):
     assert m["df_residual"] == ols.df_resid
     assert m["n"] == len(y)
     assert res.warnings == []
-    assert res.params["aliased"] == []
+    assert res.params.aliased == ()
 
 
 @pytest.mark.parametrize("intercept", [True, False], ids=["intercept", "no-intercept"])
 def test_aic_bic_follow_r(rng, intercept):
     """R's AIC(lm) counts sigma as a parameter: k = p + 1, so statsmodels' AIC is 2 lower."""
     X, y = regression(rng, n=80, p=3)
-    res = normal_eq.fit(X, y, normal_eq.Config(intercept=intercept))
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config(intercept=intercept))
     A = add_intercept(X) if intercept else X
     resid = y - A @ res.coefficients["estimate"]
     n, k = len(y), A.shape[1]
@@ -125,18 +126,18 @@ def test_aic_bic_follow_r(rng, intercept):
 
 def test_uncentred_r_squared_without_intercept(rng):
     X, y = regression(rng, n=60, p=2)
-    res = normal_eq.fit(X, y, normal_eq.Config(intercept=False))
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config(intercept=False))
     resid = y - X @ res.coefficients["estimate"]
     assert_rel(res.metrics["r_squared"], 1 - (resid @ resid) / (y @ y))
     assert res.metrics["df_model"] == 2
-    assert res.params["intercept"] is None
+    assert res.params.intercept is None
 
 
 def test_predict_uses_fitted_coefficients(rng):
     X, y = regression(rng, n=50, p=3)
-    res = normal_eq.fit(X, y)
+    res = normal_eq.fit(ModelData(X, y))
     w, *_ = np.linalg.lstsq(add_intercept(X), y, rcond=None)
-    assert_rel(normal_eq.predict(res.params, X), add_intercept(X) @ w)
+    assert_rel(normal_eq.predict(res.params, ModelData(X))["prediction"], add_intercept(X) @ w)
 
 
 # --------------------------------------------------------------------------- ridge
@@ -146,10 +147,10 @@ def test_predict_uses_fitted_coefficients(rng):
 def test_ridge_matches_sklearn(rng, lam):
     """sklearn's Ridge minimises ||y - X b - b0||² + alpha ||b||², the intercept unpenalised."""
     X, y = regression(rng, n=100, p=5)
-    res = normal_eq.fit(X, y, normal_eq.Config(l2=lam))
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config(l2=lam))
     sk = Ridge(alpha=lam, fit_intercept=True, solver="svd").fit(X, y)
-    assert_rel(res.params["coef"], sk.coef_)
-    assert_rel(res.params["intercept"], sk.intercept_)
+    assert_rel(res.params.coef, sk.coef_)
+    assert_rel(res.params.intercept, sk.intercept_)
     assert_rel(res.metrics["r_squared"], sk.score(X, y))
     assert "std_error" not in res.coefficients  # no standard errors for a penalised fit
     assert res.info["l2"] == lam
@@ -157,18 +158,18 @@ def test_ridge_matches_sklearn(rng, lam):
 
 def test_ridge_without_intercept_matches_sklearn(rng):
     X, y = regression(rng, n=100, p=3)
-    res = normal_eq.fit(X, y, normal_eq.Config(l2=5.0, intercept=False))
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config(l2=5.0, intercept=False))
     sk = Ridge(alpha=5.0, fit_intercept=False, solver="svd").fit(X, y)
-    assert_rel(res.params["coef"], sk.coef_)
-    assert res.params["intercept"] is None
+    assert_rel(res.params.coef, sk.coef_)
+    assert res.params.intercept is None
 
 
 def test_ridge_solves_its_objective(rng):
     """The gradient of ||y - X b - b0||² + lambda ||b||² vanishes at the reported solution."""
     X, y = regression(rng, n=100, p=4)
     lam = 3.0
-    res = normal_eq.fit(X, y, normal_eq.Config(l2=lam))
-    b, b0 = np.asarray(res.params["coef"]), res.params["intercept"]
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config(l2=lam))
+    b, b0 = np.asarray(res.params.coef), res.params.intercept
     r = y - X @ b - b0
     grad_b = -2 * X.T @ r + 2 * lam * b
     grad_b0 = -2 * r.sum()
@@ -176,7 +177,7 @@ def test_ridge_solves_its_objective(rng):
     assert np.all(np.abs(grad_b) <= 1e-12 * scale)
     assert abs(grad_b0) <= 1e-12 * 2 * np.abs(y).sum()
     # and the penalty does something: the ridge norm is below the OLS norm
-    ols = normal_eq.fit(X, y)
+    ols = normal_eq.fit(ModelData(X, y))
     assert np.linalg.norm(b) < np.linalg.norm(ols.coefficients["estimate"][1:])
     assert_rel(res.metrics["rss"], r @ r)
 
@@ -208,9 +209,9 @@ def test_aliased_column_is_dropped_like_r(rng, kind):
     """A column in the span of earlier ones (x1 + x2, a constant next to the intercept, a copy of
     x1) is marked aliased with a NaN estimate; the rest equal the fit without it."""
     X, y = _collinear(rng, kind)
-    res = normal_eq.fit(X, y)
-    reduced = normal_eq.fit(X[:, [0, 1, 3]], y)
-    assert res.params["aliased"] == [3]  # parameter index: intercept, x1, x2, extra, x4
+    res = normal_eq.fit(ModelData(X, y))
+    reduced = normal_eq.fit(ModelData(X[:, [0, 1, 3]], y))
+    assert res.params.aliased == (3,)  # parameter index: intercept, x1, x2, extra, x4
     assert res.info["aliased_index"] == [3]
     for key in ("estimate", "std_error", "t", "p_value"):
         column = res.coefficients[key]
@@ -218,8 +219,11 @@ def test_aliased_column_is_dropped_like_r(rng, kind):
         assert_rel(np.delete(column, 3), reduced.coefficients[key], 1e-9)
     for key in ("r_squared", "adj_r_squared", "sigma", "rss", "df_model", "df_residual"):
         assert_rel(res.metrics[key], reduced.metrics[key], 1e-9)
-    assert res.params["coef"][2] == 0.0  # so predict simply ignores it
-    assert_rel(normal_eq.predict(res.params, X), normal_eq.predict(reduced.params, X[:, [0, 1, 3]]))
+    assert res.params.coef[2] == 0.0  # so predict simply ignores it
+    assert_rel(
+        normal_eq.predict(res.params, ModelData(X))["prediction"],
+        normal_eq.predict(reduced.params, ModelData(X[:, [0, 1, 3]]))["prediction"],
+    )
 
 
 def test_aliased_column_in_cli_json(rng, runner, tmp_path):
@@ -237,11 +241,11 @@ def test_aliased_column_in_cli_json(rng, runner, tmp_path):
 def test_all_aliased_ridge_is_estimable(rng):
     """With a ridge penalty a duplicated column is estimable: the penalty splits it evenly."""
     X, y = _collinear(rng, "duplicate")
-    res = normal_eq.fit(X, y, normal_eq.Config(l2=1.0))
-    assert res.params["aliased"] == []
-    assert_rel(res.params["coef"][0], res.params["coef"][2])
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config(l2=1.0))
+    assert res.params.aliased == ()
+    assert_rel(res.params.coef[0], res.params.coef[2])
     sk = Ridge(alpha=1.0, solver="svd").fit(X, y)
-    assert_rel(res.params["coef"], sk.coef_, 1e-8)
+    assert_rel(res.params.coef, sk.coef_, 1e-8)
 
 
 # --------------------------------------------------------------------------- conditioning
@@ -252,9 +256,9 @@ def test_condition_number_warning(rng):
     x = np.linspace(100, 101, 50)
     X = np.column_stack([x, x**2, x**3])
     y = np.sin(x) + 0.01 * rng.normal(size=50)
-    res = normal_eq.fit(X, y)
+    res = normal_eq.fit(ModelData(X, y))
     assert res.metrics["condition_number"] > 1e8
-    assert res.params["aliased"] == []
+    assert res.params.aliased == ()
     assert np.all(np.isfinite(res.coefficients["estimate"]))
     (warning,) = res.warnings
     assert "ill-conditioned" in warning and "--poly" in warning
@@ -263,13 +267,13 @@ def test_condition_number_warning(rng):
 def test_degree_ten_on_narrow_range_warns(rng):
     x = np.linspace(100, 101, 50)
     X = np.column_stack([x**k for k in range(1, 11)])
-    res = normal_eq.fit(X, np.cos(x) + 0.01 * rng.normal(size=50))
+    res = normal_eq.fit(ModelData(X, np.cos(x) + 0.01 * rng.normal(size=50)))
     assert any("ill-conditioned" in w for w in res.warnings)
 
 
 def test_no_condition_warning_when_well_conditioned(rng):
     X, y = regression(rng)
-    res = normal_eq.fit(X, y)
+    res = normal_eq.fit(ModelData(X, y))
     assert res.metrics["condition_number"] < 100
     assert res.warnings == []
 
@@ -289,7 +293,7 @@ def test_condition_warning_on_stderr(runner):
 
 def test_exact_fit_n_equals_p(rng):
     X, y = rng.normal(size=(4, 3)), rng.normal(size=4)
-    res = normal_eq.fit(X, y)
+    res = normal_eq.fit(ModelData(X, y))
     assert_rel(res.coefficients["estimate"], np.linalg.solve(add_intercept(X), y), 1e-12)
     assert np.all(np.isnan(res.coefficients["std_error"]))
     assert res.metrics["df_residual"] == 0
@@ -317,9 +321,9 @@ def test_fewer_rows_than_parameters(rng, chunked):
     X, y = rng.normal(size=(3, 3)), rng.normal(size=3)
     with pytest.raises(DataError, match="3 usable rows for 4 parameters"):
         if chunked:
-            normal_eq.fit_chunks([(X[:2], y[:2]), (X[2:], y[2:])])
+            normal_eq.fit_chunks([ModelData(X[:2], y[:2]), ModelData(X[2:], y[2:])])
         else:
-            normal_eq.fit(X, y)
+            normal_eq.fit(ModelData(X, y))
 
 
 def test_fewer_rows_than_parameters_cli(rng, runner, tmp_path):
@@ -351,9 +355,9 @@ def _compare_results(a, b, rtol=RTOL):
 def test_fit_chunks_equals_in_memory(rng, size, intercept):
     X, y = regression(rng, n=500, p=4)
     config = normal_eq.Config(intercept=intercept)
-    full = normal_eq.fit(X, y, config)
+    full = normal_eq.fit(ModelData(X, y), config)
     chunked = normal_eq.fit_chunks(
-        ((X[i : i + size], y[i : i + size]) for i in range(0, 500, size)), config
+        (ModelData(X[i : i + size], y[i : i + size]) for i in range(0, 500, size)), config
     )
     _compare_results(chunked, full)
     assert chunked.info["method"] == "householder-qr"  # no in-memory refinement pass
@@ -362,20 +366,22 @@ def test_fit_chunks_equals_in_memory(rng, size, intercept):
 def test_fit_chunks_ridge_equals_in_memory(rng):
     X, y = regression(rng, n=300, p=3)
     config = normal_eq.Config(l2=4.0)
-    full = normal_eq.fit(X, y, config)
+    full = normal_eq.fit(ModelData(X, y), config)
     chunked = normal_eq.fit_chunks(
-        [(X[i : i + 37], y[i : i + 37]) for i in range(0, 300, 37)], config
+        [ModelData(X[i : i + 37], y[i : i + 37]) for i in range(0, 300, 37)], config
     )
-    assert_rel(chunked.params["coef"], full.params["coef"])
-    assert_rel(chunked.params["intercept"], full.params["intercept"])
+    assert_rel(chunked.params.coef, full.params.coef)
+    assert_rel(chunked.params.intercept, full.params.intercept)
     assert_rel(chunked.metrics["r_squared"], full.metrics["r_squared"])
 
 
 def test_fit_chunks_aliased_column(rng):
     X, y = _collinear(rng, "sum")
-    full = normal_eq.fit(X, y)
-    chunked = normal_eq.fit_chunks([(X[i : i + 7], y[i : i + 7]) for i in range(0, len(y), 7)])
-    assert chunked.params["aliased"] == full.params["aliased"] == [3]
+    full = normal_eq.fit(ModelData(X, y))
+    chunked = normal_eq.fit_chunks(
+        [ModelData(X[i : i + 7], y[i : i + 7]) for i in range(0, len(y), 7)]
+    )
+    assert chunked.params.aliased == full.params.aliased == (3,)
     assert_rel(
         np.delete(chunked.coefficients["estimate"], 3),
         np.delete(full.coefficients["estimate"], 3),
@@ -416,11 +422,11 @@ def test_chunk_stream_fit_equals_in_memory(rng, tmp_path, missing):
     data = load_dataset(path, sel)
     design, _ = build_design(data.features, data.columns, True)
     X, X_lo = design.transform(data.columns)
-    full = normal_eq.fit(X, data.y, normal_eq.Config(), X_lo=X_lo)
+    full = normal_eq.fit(ModelData(X, data.y, X_lo=X_lo), normal_eq.Config())
 
     stream = ChunkStream(path, sel, chunk_rows=37)
     assert stream.levels(stream.text_columns()) == design.levels
-    chunks = ((design.transform(c.columns)[0], c.y) for c in stream)
+    chunks = (ModelData(design.transform(c.columns)[0], c.y) for c in stream)
     chunked = normal_eq.fit_chunks(chunks, normal_eq.Config())
     assert stream.rows_read == 300
     assert stream.rows_read - stream.rows_dropped == data.n_rows
