@@ -55,16 +55,14 @@ def run_fit(
     started = time.perf_counter()
     module = solver(model)
     extras = extras or {}
-    if extras and sel.features is not None:  # extra columns are loaded like features
-        others = tuple(f for f in sel.features if f not in extras.values())
-        sel = replace(sel, features=others + tuple(extras.values()))
+    sel = replace(sel, target_kind=target_kind, extras=extras)
     job = _Job(model, module, config, poly, extras, not out.quiet)
     if hasattr(module, "fit_chunks") and should_stream(data, chunk_rows):
         done = _fit_streaming(
             job, ChunkStream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
         )
     else:
-        done = _fit_in_memory(job, load_dataset(data, sel, target_kind=target_kind, model=model))
+        done = _fit_in_memory(job, load_dataset(data, sel, model=model))
     fit_end = time.perf_counter()
     dataset, design, result = done.dataset, done.design, done.result
     warnings = [*done.design_warnings, *dataset.notes, *result.warnings]
@@ -125,10 +123,6 @@ class _Fitted:
 
 
 def _fit_in_memory(job: _Job, dataset: Dataset) -> _Fitted:
-    extra_values = {key: dataset.columns.pop(col) for key, col in job.extras.items()}
-    text = [c for c, v in zip(job.extras.values(), extra_values.values()) if v.dtype == object]
-    _check_extras_numeric(job.extras, text, dataset.source)
-    dataset.features = [f for f in dataset.features if f not in job.extras.values()]
     design, design_warnings = build_design(
         dataset.features, dataset.columns, job.config.intercept, job.poly, source=dataset.source
     )
@@ -151,21 +145,19 @@ def _fit_in_memory(job: _Job, dataset: Dataset) -> _Fitted:
             X_lo=X_lo,
             names=design.names,
             target=dataset.target,
-            **extra_values,
+            **dataset.extras,
         )
     return _Fitted(dataset, design, design_warnings, result, dataset.n_rows, loaded)
 
 
 def _fit_streaming(job: _Job, stream: ChunkStream) -> _Fitted:
-    features = [f for f in stream.features if f not in job.extras.values()]
-    text = stream.text_columns()
-    _check_extras_numeric(job.extras, text, stream.source)
-    levels = stream.levels([c for c in text if c in features])
+    features = stream.features
+    levels = stream.levels(stream.text_columns())
     design, design_warnings = build_design(
         features, {}, job.config.intercept, job.poly, levels, stream.source
     )
     loaded = time.perf_counter()
-    chunks = _DesignChunks(stream, design, list(job.extras.values()))
+    chunks = _DesignChunks(stream, design, list(job.extras))
     with progress(f"{job.model}: reading chunks", job.show_progress) as tick:
         result = _call(
             job.module.fit_chunks,
@@ -178,7 +170,15 @@ def _fit_streaming(job: _Job, stream: ChunkStream) -> _Fitted:
     dropped = stream.rows_dropped
     notes = [f"dropped {dropped} row(s) with missing values"] if dropped else []
     dataset = Dataset(
-        stream.source, stream.target, features, {}, np.empty(0), stream.rows_read, dropped, notes
+        stream.source,
+        stream.target,
+        features,
+        {},
+        np.empty(0),
+        stream.rows_read,
+        dropped,
+        notes,
+        n_rows=stream.rows_read - dropped,
     )
     return _Fitted(dataset, design, design_warnings, result, stream.rows_read - dropped, loaded)
 
@@ -189,22 +189,16 @@ def _call(fn, *args, **kwargs):
     return fn(*args, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
-def _check_extras_numeric(extras: dict[str, str], text_columns: list[str], source: str) -> None:
-    for key, col in extras.items():
-        if col in text_columns:
-            raise DataError(f"Column '{col}' (the {key}) in {source} must be numeric.")
-
-
 class _DesignChunks:
     """Re-iterable (X, y, *extras) chunks from a ChunkStream, encoded with the fitted design."""
 
-    def __init__(self, stream: ChunkStream, design: Design, extra_columns: list[str]):
-        self._stream, self._design, self._extra = stream, design, extra_columns
+    def __init__(self, stream: ChunkStream, design: Design, extra_roles: list[str]):
+        self._stream, self._design, self._extra = stream, design, extra_roles
 
     def __iter__(self):
         for chunk in self._stream:
             X, _ = self._design.transform(chunk.columns, self._stream.source)
-            yield (X, chunk.y, *(chunk.columns[c] for c in self._extra))
+            yield (X, chunk.y, *(chunk.extras[role] for role in self._extra))
 
 
 def _summary(

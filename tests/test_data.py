@@ -4,6 +4,7 @@ reported as one clear line with exit code 3."""
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import io
 import lzma
@@ -485,3 +486,401 @@ def test_chunk_stream_counts_rows_across_chunks(write_csv):
     assert sum(c.n_rows for c in chunks) == 4
     assert (stream.rows_read, stream.rows_dropped) == (7, 3)
     assert list(stream) and stream.rows_read == 7  # re-iterable
+
+
+# --------------------------------------------------------------------------- column roles
+
+ROLE_FORMATS = [("csv", ".csv"), ("tsv", ".tsv"), ("parquet", ".parquet"), ("jsonl", ".jsonl")]
+ROW_NUMBERS = {"csv": " (line {})", "tsv": " (line {})", "parquet": "", "jsonl": ""}
+
+
+def write_df(tmp_path, df: pd.DataFrame, fmt: str, ext: str) -> str:
+    path = tmp_path / f"data{ext}"
+    path.write_bytes(encode(df, fmt))
+    return str(path)
+
+
+def row_name(fmt: str, row: int) -> str:
+    """How messages name data row `row` (1-based) of a file in `fmt`."""
+    return f"row {row}" + ROW_NUMBERS[fmt].format(row + 1)
+
+
+def error_of(fn) -> str | None:
+    try:
+        fn()
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def in_chunks(path: str, sel: Selection, chunk_rows: int = 2):
+    """The chunks of a ChunkStream joined into one Dataset-like dict, and the stream."""
+    stream = ChunkStream(path, sel, chunk_rows=chunk_rows)
+    chunks = list(stream)
+    assert all(c.n_rows <= chunk_rows for c in chunks)
+
+    def join(parts):
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    return {
+        "features": stream.features,
+        "target": stream.target,
+        "columns": {n: join([c.columns[n] for c in chunks]) for n in stream.features},
+        "y": None if stream.target is None else join([c.y for c in chunks]),
+        "extras": {r: join([c.extras[r] for c in chunks]) for r in stream.extras},
+        "passthrough": {
+            n: [v for c in chunks for v in c.passthrough[n]] for n in stream.passthrough
+        },
+        "n_rows": sum(c.n_rows for c in chunks),
+    }, stream
+
+
+def assert_same_data(chunked: dict, ds) -> None:
+    assert chunked["features"] == ds.features
+    assert chunked["target"] == ds.target
+    assert chunked["n_rows"] == ds.n_rows
+    for name, values in ds.columns.items():
+        assert chunked["columns"][name].dtype == values.dtype, name
+        np.testing.assert_array_equal(chunked["columns"][name], values)
+    if ds.y is None:
+        assert chunked["y"] is None
+    else:
+        np.testing.assert_array_equal(chunked["y"], ds.y)
+    assert chunked["extras"].keys() == ds.extras.keys()
+    for role, values in ds.extras.items():
+        assert values.dtype == np.float64
+        np.testing.assert_array_equal(chunked["extras"][role], values)
+    assert chunked["passthrough"] == ds.passthrough
+
+
+ROLES_DF = pd.DataFrame(
+    {
+        "id": ["007", "010", "011", "012", "013", "014", "015"],
+        "area": [50.0, 60, 70, 80, 90, 100, 110],
+        "floor": ["1", "2", "G", "1", "2", "G", "1"],  # text whose values look like numbers
+        "log_exp": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+        "y": [3.0, 4, 5, 6, 7, 8, 9],
+    }
+)
+
+
+@pytest.mark.parametrize(("fmt", "ext"), ROLE_FORMATS)
+def test_a_model_without_a_target_loads_every_column_as_a_feature(tmp_path, fmt, ext):
+    df = ROLES_DF[["area", "log_exp", "y"]]
+    path = write_df(tmp_path, df, fmt, ext)
+    ds = load_dataset(path, Selection(target_kind="none"))
+    assert (ds.target, ds.y, ds.n_rows) == (None, None, 7)
+    assert ds.features == ["area", "log_exp", "y"]
+    np.testing.assert_array_equal(ds.columns["y"], df.y.to_numpy(float))
+    chunked, stream = in_chunks(path, Selection(target_kind="none"))
+    assert_same_data(chunked, ds)
+    assert stream.rows_read == 7
+
+
+def test_a_target_for_a_model_without_one_is_an_error(write_csv):
+    sel = Selection(target="y", target_kind="none")
+    for read in (load_dataset, ChunkStream):
+        with pytest.raises(DataError, match="gmm takes no target") as exc:
+            read(write_csv(OK), sel, model="gmm")
+        assert exc.value.exit_code == 3
+
+
+def test_targetless_selection_leaves_out_drop_extras_and_passthrough():
+    names = ["id", "a", "b", "off", "c"]
+    sel = Selection(target_kind="none", drop=("c",), extras={"offset": "off"}, passthrough=("id",))
+    assert resolve_columns(names, sel, "f") == (None, ["a", "b"])
+    numeric = dataclasses.replace(sel, target_kind="numeric", drop=())
+    assert resolve_columns(names, numeric, "f") == ("c", ["a", "b"])
+    with pytest.raises(DataError, match="'c' is the target and cannot be dropped"):
+        resolve_columns(names, dataclasses.replace(sel, target_kind="numeric"), "f")
+
+
+@pytest.mark.parametrize(("fmt", "ext"), ROLE_FORMATS)
+@pytest.mark.parametrize("features", [None, ("area",)], ids=["all-features", "features"])
+def test_an_extra_is_loaded_apart_from_the_features(tmp_path, fmt, ext, features):
+    df = ROLES_DF[["area", "log_exp", "y"]]
+    path = write_df(tmp_path, df, fmt, ext)
+    sel = Selection(features=features, extras={"offset": "log_exp"})
+    ds = load_dataset(path, sel)
+    assert ds.features == ["area"]
+    assert list(ds.columns) == ["area"]
+    np.testing.assert_array_equal(ds.extras["offset"], df.log_exp.to_numpy(float))
+    assert_same_data(in_chunks(path, sel)[0], ds)
+
+
+@pytest.mark.parametrize(
+    ("sel", "words"),
+    [
+        (Selection(extras={"offset": "log_exposure"}), ["'log_exposure' (the offset) not found"]),
+        (
+            Selection(extras={"offset": "log_exposure"}, roles={"log_exposure": "the model's x"}),
+            ["'log_exposure' (the model's x) not found"],
+        ),
+        (Selection(target="log_exp", extras={"offset": "log_exp"}), ["is the target", "offset"]),
+        (Selection(extras={"offset": "y"}), ["'y' is the target", "cannot also be the offset"]),
+        (
+            Selection(features=("area", "log_exp"), extras={"offset": "log_exp"}),
+            ["'log_exp' is the offset", "remove it from --features"],
+        ),
+        (
+            Selection(drop=("log_exp",), extras={"offset": "log_exp"}),
+            ["'log_exp' is the offset", "cannot be dropped"],
+        ),
+        (Selection(passthrough=("ident",)), ["'ident' not found", "did you mean 'id'"]),
+        (
+            Selection(features=("area", "rooms"), roles={"rooms": "the model's feature"}),
+            ["Column 'rooms' (the model's feature) not found in", "Columns: id, area"],
+        ),
+    ],
+)
+def test_selection_errors_name_the_role(tmp_path, sel, words):
+    path = write_df(tmp_path, ROLES_DF, "csv", ".csv")
+    messages = {error_of(lambda: load_dataset(path, sel)), error_of(lambda: ChunkStream(path, sel))}
+    assert len(messages) == 1
+    message = messages.pop()
+    assert message is not None
+    for word in words:
+        assert word.lower() in message.lower(), (word, message)
+
+
+def with_text(df: pd.DataFrame, column: str, row: int, value: str) -> pd.DataFrame:
+    """df with `column` as text, `value` at 0-based `row`: text in every format."""
+    out = df.copy()
+    out[column] = [value if i == row else f"{v:g}" for i, v in enumerate(df[column])]
+    return out
+
+
+@pytest.mark.parametrize(("fmt", "ext"), ROLE_FORMATS)
+@pytest.mark.parametrize(
+    ("column", "sel", "start"),
+    [
+        ("log_exp", Selection(extras={"offset": "log_exp"}), "Column 'log_exp' (the offset) in"),
+        (
+            "area",
+            Selection(kinds={"area": "numeric"}, roles={"area": "the model's feature"}),
+            "Column 'area' (the model's feature) in",
+        ),
+        ("area", Selection(target_kind="none", kinds={"area": "numeric"}), "Column 'area' in"),
+        ("y", Selection(), "Target column 'y' in"),
+    ],
+    ids=["extra", "numeric-kind-with-role", "numeric-kind", "target"],
+)
+def test_text_in_a_column_that_must_be_numeric(tmp_path, fmt, ext, column, sel, start):
+    df = ROLES_DF[["area", "log_exp", "y"]]
+    path = write_df(tmp_path, with_text(df, column, 4, "abc"), fmt, ext)
+    message = error_of(lambda: load_dataset(path, sel, model="newton"))
+    assert message is not None and message.startswith(start), message
+    assert f"({row_name(fmt, 5)} has 'abc')" in message
+    assert "numeric" in message and "newton" in message
+    chunked = error_of(lambda: list(ChunkStream(path, sel, chunk_rows=2, model="newton")))
+    assert chunked == message
+
+
+@pytest.mark.parametrize(
+    ("sel", "start"),
+    [
+        (Selection(target="y", extras={"offset": "off"}), "Column 'off' (the offset) in"),
+        (Selection(target="off"), "Target column 'off' in"),
+    ],
+    ids=["extra", "target"],
+)
+def test_text_in_numbers_after_the_first_block_of_a_chunked_read(write_csv, sel, start):
+    # The chunked CSV reader fixes the column as numbers from its first block; the message must
+    # still be the one an in-memory read gives.
+    lines = [f"{i},{i % 7},0.5" for i in range(200_000)]
+    lines[150_000] = "150000,3,half"
+    path = write_csv("a,y,off\n" + "\n".join(lines) + "\n")
+    message = error_of(lambda: list(ChunkStream(path, sel, chunk_rows=50_000)))
+    assert message.startswith(start)
+    assert "row 150001 (line 150002) has 'half'" in message
+    assert error_of(lambda: load_dataset(path, sel)) == message
+
+
+@pytest.mark.parametrize(("fmt", "ext"), ROLE_FORMATS)
+def test_missing_values_in_an_extra(tmp_path, fmt, ext):
+    df = ROLES_DF[["area", "log_exp", "y"]].copy()
+    df.loc[[1, 4], "log_exp"] = np.nan
+    df.loc[[4, 5], "area"] = np.nan
+    path = write_df(tmp_path, df, fmt, ext)
+    sel = Selection(extras={"offset": "log_exp"})
+    message = error_of(lambda: load_dataset(path, sel))
+    assert message == (
+        f"Missing values in {path}: 'area' (2 rows), 'log_exp' (2 rows). Use --na drop to "
+        "drop those rows, or fill them in."
+    )
+    assert error_of(lambda: list(ChunkStream(path, sel, chunk_rows=2))) == message
+    dropped = load_dataset(path, dataclasses.replace(sel, na="drop"))
+    assert (dropped.n_rows, dropped.rows_dropped) == (4, 3)
+    np.testing.assert_array_equal(dropped.extras["offset"], [0.1, 0.3, 0.4, 0.7])
+    np.testing.assert_array_equal(dropped.y, [3, 5, 6, 9])
+    chunked, stream = in_chunks(path, dataclasses.replace(sel, na="drop"))
+    assert_same_data(chunked, dropped)
+    assert (stream.rows_read, stream.rows_dropped) == (7, 3)
+
+
+@pytest.mark.parametrize(("fmt", "ext"), ROLE_FORMATS)
+def test_text_kind_keeps_text_that_looks_like_numbers(tmp_path, fmt, ext):
+    path = write_df(tmp_path, ROLES_DF[["floor", "area", "y"]], fmt, ext)
+    sel = Selection(kinds={"floor": "text"})
+    ds = load_dataset(path, sel)
+    assert ds.columns["floor"].tolist() == ["1", "2", "G", "1", "2", "G", "1"]
+    chunked, stream = in_chunks(path, sel)
+    assert_same_data(chunked, ds)
+    assert stream.text_columns() == ["floor"]
+    assert stream.levels(["floor"]) == {"floor": ["1", "2", "G"]}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
+def test_text_kind_reads_a_csv_number_column_as_text(write_csv, chunked):
+    # Without a kind, "1,2,1" is a number column; declared text, '1' stays '1', '01' stays '01'.
+    path = write_csv("floor,y\n1,3\n2,4\n01,5\n1,6\n")
+    sel = Selection(kinds={"floor": "text"})
+    floor = (
+        in_chunks(path, sel)[0]["columns"]["floor"]
+        if chunked
+        else (load_dataset(path, sel).columns["floor"])
+    )
+    assert floor.tolist() == ["1", "2", "01", "1"]
+    plain = load_dataset(path, Selection()).columns["floor"]
+    np.testing.assert_array_equal(plain, [1.0, 2, 1, 1])
+
+
+def test_text_kind_of_a_number_column_in_parquet_is_left_as_numbers(tmp_path):
+    # Parquet keeps its own types: matching those numbers to the text levels is the design's job.
+    path = write_df(
+        tmp_path, pd.DataFrame({"floor": [1, 2, 1, 3], "y": [1.0, 2, 3, 4]}), "parquet", ".parquet"
+    )
+    sel = Selection(kinds={"floor": "text"})
+    ds = load_dataset(path, sel)
+    assert ds.columns["floor"].dtype == np.float64
+    np.testing.assert_array_equal(ds.columns["floor"], [1.0, 2, 1, 3])
+    assert_same_data(in_chunks(path, sel)[0], ds)
+
+
+def test_a_text_kind_column_is_not_checked_for_stray_words(write_csv):
+    path = write_csv(STRAY)
+    with pytest.raises(DataError, match="'five'"):
+        load_dataset(path, Selection())
+    ds = load_dataset(path, Selection(kinds={"b": "text"}))
+    assert ds.columns["b"][2] == "five"
+    chunked, stream = in_chunks(path, Selection(kinds={"b": "text"}))
+    assert_same_data(chunked, ds)
+    assert "five" in stream.levels(["b"])["b"]
+
+
+@pytest.mark.parametrize(("fmt", "ext"), ROLE_FORMATS)
+def test_passthrough_copies_values_as_written_and_follows_dropped_rows(tmp_path, fmt, ext):
+    df = ROLES_DF[["id", "area", "y"]].copy()
+    df.loc[[2, 5], "area"] = np.nan
+    path = write_df(tmp_path, df, fmt, ext)
+    sel = Selection(passthrough=("id",), na="drop")
+    ds = load_dataset(path, sel)
+    assert ds.features == ["area"]  # a passed-through column is not a feature
+    assert ds.passthrough == {"id": ["007", "010", "012", "013", "015"]}
+    assert_same_data(in_chunks(path, sel)[0], ds)
+
+
+def test_passthrough_of_other_types_is_as_pyarrow_reads_them(tmp_path):
+    df = pd.DataFrame({"id": [7, 10, 11], "a": [1.0, 2, 3], "y": [1.0, 2, 4]})
+    path = write_df(tmp_path, df, "parquet", ".parquet")
+    sel = Selection(passthrough=("id",))
+    assert load_dataset(path, sel).passthrough == {"id": [7, 10, 11]}
+    assert in_chunks(path, sel)[0]["passthrough"] == {"id": [7, 10, 11]}
+
+
+def test_passthrough_of_a_numeric_feature(write_csv):
+    # The id is also a feature of the model: copied as text, used as numbers.
+    path = write_csv("id,y\n007,1\n010,2\n011,4\n")
+    sel = Selection(features=("id",), kinds={"id": "numeric"}, passthrough=("id",))
+    ds = load_dataset(path, sel)
+    assert ds.passthrough == {"id": ["007", "010", "011"]}
+    np.testing.assert_array_equal(ds.columns["id"], [7.0, 10, 11])
+    assert_same_data(in_chunks(path, sel)[0], ds)
+
+
+def test_predict_reads_a_file_in_chunks(write_csv):
+    """What predict asks of the loader: the model's features and kinds, its offset, an id."""
+    path = write_csv(
+        "id,area,floor,log_exp,other\n"
+        "007,50,1,0.1,x\n010,60,2,0.2,y\n011,70,1,0.3,\n012,80,G,0.4,z\n013,90,2,0.5,w\n"
+    )
+    features = ("area", "floor")
+    roles = {f: "the model's feature" for f in features} | {"log_exp": "the model's offset"}
+    sel = Selection(
+        target_kind="none",
+        features=features,
+        kinds={"area": "numeric", "floor": "text"},
+        roles=roles,
+        extras={"offset": "log_exp"},
+        passthrough=("id",),
+    )
+    stream = ChunkStream(path, sel, chunk_rows=2)
+    chunks = list(stream)
+    assert [c.n_rows for c in chunks] == [2, 2, 1]
+    assert [v for c in chunks for v in c.passthrough["id"]] == ["007", "010", "011", "012", "013"]
+    assert np.concatenate([c.columns["floor"] for c in chunks]).tolist() == [
+        "1",
+        "2",
+        "1",
+        "G",
+        "2",
+    ]
+    np.testing.assert_array_equal(
+        np.concatenate([c.extras["offset"] for c in chunks]), [0.1, 0.2, 0.3, 0.4, 0.5]
+    )
+    assert all(c.target is None and c.y is None for c in chunks)
+    assert stream.rows_read == 5
+    assert_same_data(in_chunks(path, sel)[0], load_dataset(path, sel))
+    # a column the model needs, missing from the new file, is named with its role
+    without = write_csv("id,area,floor\n007,50,1\n", name="without.csv")
+    for read in (load_dataset, ChunkStream):
+        with pytest.raises(DataError, match=r"^Column 'log_exp' \(the model's offset\) not found"):
+            read(without, sel)
+
+
+# Files with one or more problems: in memory and in chunks the message must be the same, the
+# first problem by the same rules (text in numbers, then missing values, then infinities).
+SAME_MESSAGE = [
+    ("missing in first chunk, word later", "a,y\n1,2\n,3\n4,5\n6,7\n8,abc\n", Selection()),
+    ("missing late", "a,y\n1,2\n3,3\n4,5\n6,7\n8,\n", Selection()),
+    ("inf early, missing late", "a,y\n1,2\ninf,3\n4,5\n6,7\n,8\n", Selection()),
+    ("inf after drop", "a,y\n1,2\n,3\n4,5\n-inf,7\n5,8\n", Selection(na="drop")),
+    ("all rows missing", "a,y\n1,\n,3\n,5\n", Selection(na="drop")),
+    ("text feature", "a,b,y\n1,u,2\n2,1,3\n3,v,5\n", Selection(kinds={"b": "numeric"})),
+    (
+        "extra missing and text",
+        "a,o,y\n1,,2\n2,1,3\n3,1,5\n4,x,1\n",
+        Selection(extras={"offset": "o"}),
+    ),
+    ("label target", "a,y\n1,no\n2,yes\n3,\n", Selection(target_kind="label")),
+]
+
+
+@pytest.mark.parametrize(
+    ("contents", "sel"), [c[1:] for c in SAME_MESSAGE], ids=[c[0] for c in SAME_MESSAGE]
+)
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3])
+def test_in_memory_and_chunked_reads_give_the_same_message(write_csv, contents, sel, chunk_rows):
+    path = write_csv(contents)
+    message = error_of(lambda: load_dataset(path, sel))
+    assert message is not None
+    assert error_of(lambda: list(ChunkStream(path, sel, chunk_rows=chunk_rows))) == message
+
+
+def test_a_chunk_whose_rows_are_all_dropped_is_skipped(write_csv):
+    stream = ChunkStream(write_csv("a,b,y\n1,2,3\n2,,5\n3,5,6\n4,4,9\n"), Selection(na="drop"), 1)
+    assert [c.n_rows for c in stream] == [1, 1, 1]
+    assert (stream.rows_read, stream.rows_dropped) == (4, 1)
+
+
+def test_selection_rejects_unknown_choices():
+    with pytest.raises(ValueError, match="target_kind"):
+        Selection(target_kind="classes")
+    with pytest.raises(ValueError, match="kinds"):
+        Selection(kinds={"a": "categorical"})
+    with pytest.raises(ValueError, match="na"):
+        Selection(na="fill")
+    sel = Selection(extras={"offset": "o"})
+    assert sel == Selection(extras={"offset": "o"}) and hash(sel) == hash(Selection())
+    with pytest.raises(TypeError):
+        sel.extras["weights"] = "w"  # read-only: a Selection cannot change under a stream

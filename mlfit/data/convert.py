@@ -7,7 +7,7 @@ import lzma
 import numpy as np
 import pyarrow as pa
 
-from mlfit.data.parse_errors import _explain_arrow_error
+from mlfit.data.parse_errors import _explain_arrow_error, _RowNames
 from mlfit.data.sources import _csv_options, _read_all, _Source
 from mlfit.errors import DataError
 
@@ -74,10 +74,14 @@ def _valid_rows(table) -> pa.ChunkedArray | pa.Array:
     return mask
 
 
-def _column_to_numpy(name: str, col, src_name: str) -> np.ndarray:
-    """float64 (NaN for missing) for numbers; object array of str (None for missing) otherwise."""
+def _column_to_numpy(name: str, col, src_name: str, rows: _RowNames | None = None) -> np.ndarray:
+    """float64 (NaN for missing) for numbers; object array of str (None for missing) otherwise.
+
+    rows: names the rows of this table or chunk in messages.
+    """
     import pyarrow.compute as pc
 
+    rows = rows or _RowNames()
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     t = col.type
@@ -98,7 +102,7 @@ def _column_to_numpy(name: str, col, src_name: str) -> np.ndarray:
                 v is None or v.decode("utf-8")
             except UnicodeDecodeError:
                 raise DataError(
-                    f"Column '{name}' in {src_name} is not UTF-8 text (row {i + 1} has "
+                    f"Column '{name}' in {src_name} is not UTF-8 text ({rows(i)} has "
                     f"{v[:40]!r}). Save the file as UTF-8."
                 ) from None
     raise DataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,8 +13,13 @@ from mlfit.data.sources import _csv_options, _Source
 from mlfit.errors import DataError
 
 
-def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
-    """Turn a pyarrow parse error into one line naming the file and, for CSV, the bad line."""
+def _explain_arrow_error(
+    src: _Source, exc: Exception, not_numeric: Callable[[str, str, str], str] | None = None
+) -> DataError:
+    """Turn a pyarrow parse error into one line naming the file and, for CSV, the bad line.
+
+    not_numeric(column, row, value): the message for a word in a column read as numbers.
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if src.fmt in ("csv", "tsv") and "Expected" in text and "columns" in text:
         line = _find_bad_line(src)
@@ -32,7 +38,10 @@ def _explain_arrow_error(src: _Source, exc: Exception) -> DataError:
         found = _find_csv_value(src, int(converting.group(1)), converting.group(2))
         if found is not None:
             name, row = found
-            return DataError(_stray_word_message(name, src.name, row, converting.group(2)))
+            value = converting.group(2)
+            if not_numeric is not None:
+                return DataError(not_numeric(name, row, value))
+            return DataError(_stray_word_message(name, src.name, row, value))
     if src.fmt == "jsonl":
         changed = re.search(r"Column\(/([^/)]+)\) changed from (\w+) to (\w+)", text)
         bad = _find_bad_json_line(src, changed.groups() if changed else None)

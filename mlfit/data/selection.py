@@ -1,21 +1,106 @@
-"""Which columns the user asked for, checked against the header."""
+"""Which columns a command asked for and what each is for, checked against the header."""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
+from mlfit.data.parse_errors import _stray_word_message
 from mlfit.errors import DataError
+
+NA_CHOICES = ("error", "drop")
+TARGET_KINDS = ("numeric", "label", "none")
+FEATURE_KINDS = ("numeric", "text")
 
 
 @dataclass(frozen=True)
 class Selection:
-    """What the user asked for: which columns, and what to do with missing values."""
+    """Everything a command says about its columns, so fit and predict share one validator.
+
+    target: None means the last column, unless target_kind is "none" (a model without a
+    target, e.g. a mixture).  features: None means every column that is not the target, dropped,
+    an extra or passed through.  extras: role -> column, e.g. {"offset": "log_exposure"}:
+    numeric, validated like features, never a feature.  kinds: column -> "numeric" | "text", the
+    kind a feature must have (predict passes the fitted model's).  roles: column -> what it is
+    for, named in messages.  passthrough: columns copied unvalidated (predict --id); CSV/TSV
+    text is kept as written ('007' stays '007'), so a passed-through CSV column that is also a
+    feature should have a declared kind.
+    """
 
     target: str | None = None
     features: tuple[str, ...] | None = None
     drop: tuple[str, ...] = ()
     na: str = "error"
+    target_kind: str = "numeric"
+    extras: Mapping[str, str] = field(default_factory=dict, hash=False)
+    kinds: Mapping[str, str] = field(default_factory=dict, hash=False)
+    roles: Mapping[str, str] = field(default_factory=dict, hash=False)
+    passthrough: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        # Wrong values here are programming errors, not user errors: ValueError, not DataError.
+        if self.na not in NA_CHOICES:
+            raise ValueError(f"na must be one of {NA_CHOICES}, not {self.na!r}")
+        if self.target_kind not in TARGET_KINDS:
+            raise ValueError(f"target_kind must be one of {TARGET_KINDS}, not {self.target_kind!r}")
+        bad = {k for k in self.kinds.values() if k not in FEATURE_KINDS}
+        if bad:
+            raise ValueError(f"kinds must be one of {FEATURE_KINDS}, not {sorted(bad)}")
+        for name in ("extras", "kinds", "roles"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    def csv_text(self) -> list[str]:
+        """Columns a CSV/TSV reader must keep as strings from the first block on."""
+        text = [c for c, k in self.kinds.items() if k == "text"]
+        return list(dict.fromkeys([*text, *self.passthrough]))
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """A Selection resolved against a header: the columns to read and what each one is for."""
+
+    source: str
+    model: str
+    target: str | None
+    target_kind: str
+    features: list[str]
+    extras: dict[str, str]  # role -> column
+    passthrough: tuple[str, ...]
+    kinds: Mapping[str, str]
+    roles: dict[str, str]  # column -> e.g. "the offset", for messages
+    na: str
+
+    @property
+    def used(self) -> list[str]:
+        """The validated columns, in the order messages list them: features, extras, target."""
+        target = [self.target] if self.target else []
+        return list(dict.fromkeys([*self.features, *self.extras.values(), *target]))
+
+    def must_be_numeric(self, name: str) -> bool:
+        if name == self.target:
+            return self.target_kind == "numeric"
+        return name in self.extras.values() or self.kinds.get(name) == "numeric"
+
+    def named(self, name: str) -> str:
+        """'Column 'x' (the offset)': a column with its role, if it has one."""
+        role = self.roles.get(name)
+        return f"Column '{name}'" + (f" ({role})" if role else "")
+
+    def not_numeric(self, name: str, row: str, value) -> str:
+        """The message for text found at `row` of a column that holds (or must hold) numbers."""
+        if name == self.target and self.target_kind == "numeric":
+            return (
+                f"Target column '{name}' in {self.source} is not numeric ({row} has "
+                f"'{value}'); {self.model} needs a numeric target."
+            )
+        if self.must_be_numeric(name):
+            return (
+                f"{self.named(name)} in {self.source} must be numeric ({row} has '{value}'); "
+                f"{self.model} needs numbers there."
+            )
+        return _stray_word_message(name, self.source, row, value)
 
 
 def _check_header(names: list[str], src: str) -> None:
@@ -26,32 +111,77 @@ def _check_header(names: list[str], src: str) -> None:
         seen.add(name)
 
 
-def unknown_column_message(name: str, names: list[str], src: str) -> str:
+def unknown_column_message(name: str, names: list[str], src: str, role: str | None = None) -> str:
+    """role: what the column is for, e.g. "the model's feature", named in the message."""
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-    return f"Column '{name}' not found in {src}.{hint} Columns: {shown}."
+    what = f"Column '{name}'" + (f" ({role})" if role else "")
+    return f"{what} not found in {src}.{hint} Columns: {shown}."
 
 
-def resolve_columns(names: list[str], sel: Selection, src: str) -> tuple[str, list[str]]:
-    """Target and feature names from the user's options; every name checked to exist."""
-    for name in [*(sel.features or ()), *sel.drop, *([sel.target] if sel.target else [])]:
+def resolve_columns(
+    names: list[str], sel: Selection, src: str, model: str = "this model"
+) -> tuple[str | None, list[str]]:
+    """Target (None for a model without one) and feature names; every name checked to exist."""
+    columns = _resolve(names, sel, src, model)
+    return columns.target, columns.features
+
+
+def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns:
+    roles = {col: f"the {role}" for role, col in sel.extras.items()}
+    roles.update(sel.roles)
+    if sel.target_kind == "none" and sel.target is not None:
+        raise DataError(
+            f"{model} takes no target; leave out --target {sel.target} (every column not "
+            "dropped is a feature)."
+        )
+    asked = [
+        *(sel.features or ()),
+        *sel.drop,
+        *([sel.target] if sel.target else []),
+        *sel.extras.values(),
+        *sel.passthrough,
+    ]
+    for name in asked:
         if name not in names:
-            raise DataError(unknown_column_message(name, names, src))
-    target = sel.target or names[-1]
-    if target in sel.drop:
+            raise DataError(unknown_column_message(name, names, src, roles.get(name)))
+    target = None if sel.target_kind == "none" else sel.target or names[-1]
+    if target is not None and target in sel.drop:
         raise DataError(
             f"Column '{target}' is the target and cannot be dropped; choose another "
             "target with --target."
         )
+    for col in sel.extras.values():
+        if col == target:
+            raise DataError(
+                f"Column '{col}' is the target and cannot also be {roles[col]}; choose another "
+                "target with --target."
+            )
+        if col in sel.drop:
+            raise DataError(f"Column '{col}' is {roles[col]} and cannot be dropped.")
+        if sel.features is not None and col in sel.features:
+            raise DataError(f"Column '{col}' is {roles[col]}; remove it from --features.")
     if sel.features is not None:
-        if target in sel.features:
+        if target is not None and target in sel.features:
             raise DataError(f"Column '{target}' is the target; remove it from --features.")
         features = [f for f in sel.features if f not in sel.drop]
     else:
-        features = [n for n in names if n != target and n not in sel.drop]
+        left_out = {target, *sel.drop, *sel.extras.values(), *sel.passthrough}
+        features = [n for n in names if n not in left_out]
     if not features:
         raise DataError(
             f"No feature columns left in {src}: give --features, or drop fewer columns."
         )
-    return target, features
+    return _Columns(
+        src,
+        model,
+        target,
+        sel.target_kind,
+        features,
+        dict(sel.extras),
+        tuple(sel.passthrough),
+        sel.kinds,
+        roles,
+        sel.na,
+    )

@@ -9,15 +9,10 @@ import numpy as np
 import pyarrow as pa
 
 from mlfit.data.convert import _column_to_numpy, _valid_rows
-from mlfit.data.parse_errors import (
-    _explain_arrow_error,
-    _line_offset,
-    _RowNames,
-    _stray_word_message,
-)
-from mlfit.data.selection import Selection, _check_header, resolve_columns
+from mlfit.data.parse_errors import _explain_arrow_error, _line_offset, _RowNames
+from mlfit.data.selection import Selection, _check_header, _resolve
 from mlfit.data.sources import _csv_options, _read_all, _Source
-from mlfit.data.validate import Dataset, _missing, _MissingValues, _stray_words, _validate
+from mlfit.data.validate import Dataset, _nothing_left, _Problems, _stray_words, _validate
 from mlfit.errors import DataError
 
 #: CSV bytes parsed at a time when streaming: pyarrow's peak memory grows with it (about 120 MB
@@ -32,10 +27,12 @@ MAX_CHUNK_BYTES = 8 << 20
 
 
 class ChunkStream:
-    """Re-iterable stream of validated (columns, y) chunks with memory bounded by the chunk.
+    """Re-iterable stream of validated Dataset chunks, memory bounded by the chunk.
 
-    Yields Dataset objects of at most `chunk_rows` rows.  Text columns need their levels before
-    the first chunk is encoded, so they are collected by `levels()` in a separate pass.
+    Chunks have at most `chunk_rows` rows and the fields load_dataset gives, and the messages
+    are load_dataset's: rows count from the start of the file, and a problem in one chunk is
+    reported as a read of the whole file would (missing values counted over the file).  Text
+    columns need their levels before the first chunk is encoded: `levels()` reads them first.
     """
 
     def __init__(
@@ -47,23 +44,28 @@ class ChunkStream:
     ):
         self._src = _Source(path)
         self.source = self._src.name
-        self._na = sel.na
-        self._model = model
+        self._text = sel.csv_text()
         names, self._arrow_types = self._schema()
         _check_header(names, self.source)
-        self.target, self.features = resolve_columns(names, sel, self.source)
-        width = len(self.features) + 1
-        self.chunk_rows = max(1, min(chunk_rows, MAX_CHUNK_BYTES // (8 * width)))
+        self._columns = _resolve(names, sel, self.source, model)
+        self.target = self._columns.target
+        self.features = self._columns.features
+        self.extras = self._columns.extras  # role -> column
+        self.passthrough = self._columns.passthrough
+        self._read = list(dict.fromkeys([*self._columns.used, *self.passthrough]))
+        self.chunk_rows = max(1, min(chunk_rows, MAX_CHUNK_BYTES // (8 * len(self._read))))
         self._offset = _line_offset(self._src.fmt)
         self.rows_read = 0
         self.rows_dropped = 0
 
     def _column_types(self, schema: pa.Schema) -> dict:
         # Numbers are read as float64 from the first block on: a later block with "1.5" in a
-        # column that began with integers must not fail.
+        # column that began with integers must not fail.  Text columns stay text: '1' is '1'.
         out = {}
         for f in schema:
-            if (
+            if f.name in self._text:
+                out[f.name] = pa.string()
+            elif (
                 pa.types.is_integer(f.type)
                 or pa.types.is_floating(f.type)
                 or pa.types.is_null(f.type)
@@ -133,7 +135,7 @@ class ChunkStream:
                     for batch in pjson.open_json(stream):
                         yield batch.select(columns)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            raise _explain_arrow_error(src, exc) from None
+            raise _explain_arrow_error(src, exc, self._columns.not_numeric) from None
 
     def _slices(self, columns: list[str]) -> Iterator[pa.Table]:
         """Tables of exactly chunk_rows rows (the last may be shorter), from the reader's blocks."""
@@ -157,16 +159,18 @@ class ChunkStream:
         import pyarrow.compute as pc
 
         seen: dict[str, set] = {n: set() for n in names}
-        used = [*self.features, self.target]
+        drop = self._columns.na == "drop"
         if names:
-            for batch in self._slices(used if self._na == "drop" else names):
-                if self._na == "drop":  # levels seen only in dropped rows must not count
+            for batch in self._slices(self._columns.used if drop else names):
+                if drop:  # levels seen only in dropped rows must not count
                     batch = batch.filter(_valid_rows(batch))
                 for n in names:
                     seen[n].update(
                         v for v in pc.unique(batch.column(n)).to_pylist() if v is not None
                     )
         for n, values in seen.items():
+            if n in self._columns.kinds:  # declared text may look like numbers
+                continue
             # Chunks can be too small to tell a number column with a stray word: check the whole.
             bad = _stray_words([v for v in values if isinstance(v, str)])
             if bad:
@@ -182,62 +186,53 @@ class ChunkStream:
             hits = np.flatnonzero(np.array(batch.column(name).to_pylist(), dtype=object) == value)
             if len(hits):
                 row = _RowNames(base, self._offset)(int(hits[0]))
-                raise DataError(_stray_word_message(name, self.source, row, value))
+                raise DataError(self._columns.not_numeric(name, row, value))
             base += batch.num_rows
 
     def text_columns(self) -> list[str]:
         """Feature columns that are not numbers (they need one-hot levels)."""
+        features = [n for n in self.features if self._columns.kinds.get(n) != "numeric"]
         types = self._arrow_types
         if not types:  # parquet and JSON: look at the first chunk
-            first = next(self._slices(self.features), None)
+            first = next(self._slices(features), None)
             if first is None:
                 return []
-            return [
-                n
-                for n in self.features
-                if not (
-                    pa.types.is_integer(first.column(n).type)
-                    or pa.types.is_floating(first.column(n).type)
-                )
-            ]
-        return [n for n in self.features if types[n] != pa.float64()]
+            types = {n: first.column(n).type for n in features}
+        return [
+            n
+            for n in features
+            if not (pa.types.is_integer(types[n]) or pa.types.is_floating(types[n]))
+        ]
 
     def __iter__(self) -> Iterator[Dataset]:
         self.rows_read = 0
         self.rows_dropped = 0
-        columns = [*self.features, self.target]
-        batches = self._slices(columns)
+        batches = self._slices(self._read)
         for batch in batches:
-            cols = {n: _column_to_numpy(n, batch.column(n), self.source) for n in columns}
-            rows = _RowNames(self.rows_read, self._offset)
-            try:
-                chunk = _validate(
-                    self.source,
-                    cols,
-                    self.target,
-                    self.features,
-                    self._na,
-                    "numeric",
-                    self._model,
-                    rows,
-                    batch.num_rows,
-                )
-            except _MissingValues as exc:
-                # Report the whole file's counts, not this chunk's.
-                totals = dict(exc.counts)
-                for rest in batches:
-                    for n in columns:
-                        values = _column_to_numpy(n, rest.column(n), self.source)
-                        totals[n] = totals.get(n, 0) + int(_missing(values).sum())
-                raise _MissingValues(
-                    self.source, {n: totals[n] for n in columns if totals.get(n)}
-                ) from None
+            chunk, problems = self._validate(batch, self.rows_read)
+            if problems:
+                base = self.rows_read + batch.num_rows
+                for rest in batches:  # report the whole file's problems, as load_dataset does
+                    problems.add(self._validate(rest, base)[1])
+                    base += rest.num_rows
+                problems.raise_first(self._columns)
             self.rows_read += batch.num_rows
             self.rows_dropped += chunk.rows_dropped
             if chunk.n_rows:
                 yield chunk
         if self.rows_read == 0:
             raise DataError(f"{self.source} has a header but no data rows.")
+        if self.rows_read == self.rows_dropped:
+            raise _nothing_left(self.source)
+
+    def _validate(self, batch: pa.Table, base: int) -> tuple[Dataset | None, _Problems]:
+        """One chunk validated; base: the rows before it in the file."""
+        rows = _RowNames(base, self._offset)
+        cols = {
+            n: _column_to_numpy(n, batch.column(n), self.source, rows) for n in self._columns.used
+        }
+        passthrough = {n: batch.column(n).to_pylist() for n in self.passthrough}
+        return _validate(self._columns, cols, passthrough, rows, batch.num_rows)
 
 
 def should_stream(path: str, chunk_rows: int | None) -> bool:

@@ -44,9 +44,6 @@ def read_table(
     wanted = names if columns is None else columns
     for name in wanted:
         if name not in names:
-            message = unknown_column_message(name, names, src.name)
-            if roles and name in roles:
-                message = message.replace("not found", f"({roles[name]}) not found", 1)
-            raise DataError(message)
+            raise DataError(unknown_column_message(name, names, src.name, (roles or {}).get(name)))
     cols = {name: _column_to_numpy(name, table.column(name), src.name) for name in wanted}
     return Table(src.name, src.fmt, cols, table.num_rows, table)

@@ -1,4 +1,4 @@
-"""Load and validate a table for a fit, so solvers only ever see finite float64 arrays."""
+"""Load and validate a table for a command, so models only ever see finite float64 numbers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlfit.data.convert import _column_to_numpy, _read_arrow_table
-from mlfit.data.parse_errors import _line_offset, _RowNames, _stray_word_message
-from mlfit.data.selection import Selection, _check_header, resolve_columns
+from mlfit.data.parse_errors import _line_offset, _RowNames
+from mlfit.data.selection import Selection, _check_header, _Columns, _resolve
 from mlfit.data.sources import _Source
 from mlfit.errors import DataError
 
@@ -18,28 +18,165 @@ MAX_LEVELS = 1000
 
 @dataclass
 class Dataset:
-    """The validated rows a model is fitted on: named feature columns and the target."""
+    """Validated rows: the feature columns, the target, numeric extras and copied columns."""
 
     source: str
-    target: str
+    target: str | None  # None for a model without a target
     features: list[str]
-    columns: dict[str, np.ndarray]
-    y: np.ndarray
+    columns: dict[str, np.ndarray]  # the features only: float64, or object arrays of str
+    y: np.ndarray | None
     rows_read: int
     rows_dropped: int = 0
     notes: list[str] = field(default_factory=list)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # role -> float64
+    passthrough: dict[str, list] = field(default_factory=dict)  # column -> values as read
+    n_rows: int = field(kw_only=True)  # rows kept
 
-    @property
-    def n_rows(self) -> int:
-        return len(self.y)
+
+def load_dataset(path: str, sel: Selection, model: str = "this model") -> Dataset:
+    """Read the whole file, then select and validate its columns as `sel` says.
+
+    model: the command's name, for messages ("normal-eq needs a numeric target").
+    """
+    src = _Source(path)
+    table = _read_arrow_table(src, text=tuple(sel.csv_text()))
+    _check_header(table.column_names, src.name)
+    if table.num_rows == 0:
+        raise DataError(f"{src.name} has a header but no data rows.")
+    columns = _resolve(table.column_names, sel, src.name, model)
+    rows = _RowNames(0, _line_offset(src.fmt))
+    cols = {n: _column_to_numpy(n, table.column(n), src.name, rows) for n in columns.used}
+    passthrough = {n: table.column(n).to_pylist() for n in columns.passthrough}
+    dataset, problems = _validate(columns, cols, passthrough, rows, table.num_rows)
+    problems.raise_first(columns)
+    if dataset.n_rows == 0:
+        raise _nothing_left(src.name)
+    return dataset
 
 
-def _reject_numeric_looking_text(name: str, values: np.ndarray, src: str, rows: _RowNames) -> None:
-    """A number column with a stray word in it must not silently become a categorical column."""
+def _nothing_left(src: str) -> DataError:
+    return DataError(f"Every row of {src} has a missing value; nothing is left to fit.")
+
+
+@dataclass
+class _Problems:
+    """What is wrong with a table, gathered chunk by chunk, so that a chunked read reports what
+    a read of the whole file would: the first bad row of a column, the total missing count."""
+
+    text: dict[str, str] = field(default_factory=dict)  # column -> message (first bad row)
+    missing: dict[str, int] = field(default_factory=dict)  # column -> count, under --na error
+    infinite: dict[str, str] = field(default_factory=dict)  # column -> message (first bad row)
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.missing or self.infinite)
+
+    def add(self, later: _Problems) -> None:
+        for name, message in later.text.items():
+            self.text.setdefault(name, message)
+        for name, count in later.missing.items():
+            self.missing[name] = self.missing.get(name, 0) + count
+        for name, message in later.infinite.items():
+            self.infinite.setdefault(name, message)
+
+    def raise_first(self, columns: _Columns) -> None:
+        """Text in numbers first, then missing values, then infinities; columns in order."""
+        for name in columns.used:
+            if name in self.text:
+                raise DataError(self.text[name])
+        if self.missing:
+            counts = {n: self.missing[n] for n in columns.used if n in self.missing}
+            listed = ", ".join(f"'{n}' ({c} row{'s' if c > 1 else ''})" for n, c in counts.items())
+            raise DataError(
+                f"Missing values in {columns.source}: {listed}. Use --na drop to drop those "
+                "rows, or fill them in."
+            )
+        for name in columns.used:
+            if name in self.infinite:
+                raise DataError(self.infinite[name])
+
+
+def _validate(
+    columns: _Columns,
+    cols: dict[str, np.ndarray],
+    passthrough: dict[str, list],
+    rows: _RowNames,
+    n_rows: int,
+) -> tuple[Dataset | None, _Problems]:
+    """The Dataset of one table or chunk (None if it has problems) and its problems.
+
+    cols: every used column as numpy; passthrough: the copied columns as lists.
+    """
+    problems = _Problems()
+    for name in columns.used:
+        if cols[name].dtype != object:
+            continue
+        if columns.must_be_numeric(name):
+            cols[name], bad = _as_numbers(cols[name])
+        elif name in columns.features and name not in columns.kinds:
+            bad = _first_stray_word(cols[name])  # a stray word must not make a categorical
+        else:
+            bad = None
+        if bad is not None:
+            problems.text[name] = columns.not_numeric(name, rows(bad), cols[name][bad])
+    missing = {n: _missing(cols[n]) for n in columns.used}
+    counts = {n: int(m.sum()) for n, m in missing.items() if m.any()}
+    keep = None
+    if counts and columns.na == "drop":
+        keep = ~np.logical_or.reduce([missing[n] for n in counts])
+        cols = {n: v[keep] for n, v in cols.items()}
+        passthrough = {n: [v for v, k in zip(vs, keep) if k] for n, vs in passthrough.items()}
+    elif counts:
+        problems.missing = counts
+    for name in columns.used:
+        if cols[name].dtype != object:
+            bad = np.flatnonzero(np.isinf(cols[name]))
+            if len(bad):
+                row = int(bad[0] if keep is None else np.flatnonzero(keep)[bad[0]])
+                problems.infinite[name] = (
+                    f"Column '{name}' in {columns.source} has an infinite value at "
+                    f"{rows(row)}; fix or remove it."
+                )
+    if problems:
+        return None, problems
+    dropped = 0 if keep is None else int(n_rows - keep.sum())
+    dataset = Dataset(
+        source=columns.source,
+        target=columns.target,
+        features=list(columns.features),
+        columns={n: cols[n] for n in columns.features},
+        y=cols[columns.target] if columns.target else None,
+        rows_read=n_rows,
+        rows_dropped=dropped,
+        notes=[f"dropped {dropped} row(s) with missing values"] if dropped else [],
+        extras={role: cols[col] for role, col in columns.extras.items()},
+        passthrough=passthrough,
+        n_rows=n_rows - dropped,
+    )
+    return dataset, problems
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    return values == None if values.dtype == object else np.isnan(values)
+
+
+def _as_numbers(values: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """float64 of text that spells numbers (None: NaN), or the values and the first bad index."""
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(v)
+        except ValueError:
+            return values, i
+    return out, None
+
+
+def _first_stray_word(values: np.ndarray) -> int | None:
+    """Index of the first word in a column of numbers written as text, if it has one."""
     bad = _stray_words([v for v in dict.fromkeys(values) if v is not None])
-    if bad:
-        row = int(np.flatnonzero(values == bad[0])[0])
-        raise DataError(_stray_word_message(name, src, rows(row), bad[0]))
+    return int(np.flatnonzero(values == bad[0])[0]) if bad else None
 
 
 def _stray_words(present: list) -> list:
@@ -48,84 +185,6 @@ def _stray_words(present: list) -> list:
         return []
     bad = [v for v in present if not is_number(v)]
     return bad if bad and len(bad) <= max(1, len(present) // 10) else []
-
-
-def load_dataset(
-    path: str, sel: Selection, target_kind: str = "numeric", model: str = "this model"
-) -> Dataset:
-    """Load, select and validate. target_kind: 'numeric' (regression) or 'label' (classes)."""
-    src = _Source(path)
-    table = _read_arrow_table(src)
-    _check_header(table.column_names, src.name)
-    if table.num_rows == 0:
-        raise DataError(f"{src.name} has a header but no data rows.")
-    target, features = resolve_columns(table.column_names, sel, src.name)
-    cols = {n: _column_to_numpy(n, table.column(n), src.name) for n in [*features, target]}
-    rows = _RowNames(0, _line_offset(src.fmt))
-    return _validate(
-        src.name, cols, target, features, sel.na, target_kind, model, rows, table.num_rows
-    )
-
-
-def _missing(values: np.ndarray) -> np.ndarray:
-    return values == None if values.dtype == object else np.isnan(values)
-
-
-def _validate(
-    src, cols, target, features, na, target_kind, model, rows: _RowNames, n_rows
-) -> Dataset:
-    for name in features:
-        if cols[name].dtype == object:
-            _reject_numeric_looking_text(name, cols[name], src, rows)
-    y = cols.pop(target)
-    if target_kind == "numeric" and y.dtype == object:
-        present = y[y != None]
-        try:
-            y = np.array([np.nan if v is None else float(v) for v in y])
-        except ValueError:
-            example = next(v for v in present if not is_number(v))
-            row = int(np.flatnonzero(y == example)[0])
-            raise DataError(
-                f"Target column '{target}' in {src} is not numeric ({rows(row)} has "
-                f"'{example}'); {model} needs a numeric target."
-            ) from None
-    missing = {name: _missing(v) for name, v in [*cols.items(), (target, y)]}
-    counts = {name: int(m.sum()) for name, m in missing.items() if m.any()}
-    rows_dropped = 0
-    keep = None
-    if counts:
-        if na != "drop":
-            raise _MissingValues(src, counts)
-        keep = ~np.logical_or.reduce([missing[n] for n in counts])
-        rows_dropped = int(n_rows - keep.sum())
-        cols = {n: v[keep] for n, v in cols.items()}
-        y = y[keep]
-        if len(y) == 0:
-            raise DataError(f"Every row of {src} has a missing value; nothing is left to fit.")
-    original_rows = np.flatnonzero(keep) if keep is not None else None
-    for name, values in [*cols.items(), (target, y)]:
-        if values.dtype != object:
-            bad = ~np.isfinite(values)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                row = int(original_rows[i]) if original_rows is not None else i
-                raise DataError(
-                    f"Column '{name}' in {src} has an infinite value at {rows(row)}; "
-                    "fix or remove it."
-                )
-    notes = [f"dropped {rows_dropped} row(s) with missing values"] if rows_dropped else []
-    return Dataset(src, target, features, cols, y, n_rows, rows_dropped, notes)
-
-
-class _MissingValues(DataError):
-    """Missing values under --na error; keeps the counts so a chunked read can total them."""
-
-    def __init__(self, src: str, counts: dict[str, int]):
-        self.counts = counts
-        listed = ", ".join(f"'{n}' ({c} row{'s' if c > 1 else ''})" for n, c in counts.items())
-        super().__init__(
-            f"Missing values in {src}: {listed}. Use --na drop to drop those rows, or fill them in."
-        )
 
 
 def is_number(v) -> bool:
