@@ -6,14 +6,17 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import TextIO
+from typing import IO, Any
 
 from mlfit.errors import MlfitError
 
 
 @contextlib.contextmanager
-def atomic_write(path: str) -> Iterator[TextIO]:
-    """Write text to a temporary file beside `path`, then rename it over `path` on success."""
+def atomic_write(path: str, binary: bool = False) -> Iterator[IO[Any]]:
+    """Write to a temporary file beside `path`, then rename it over `path` on success.
+
+    Text (UTF-8, newlines as written) unless `binary`, for images and other bytes.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise MlfitError(f"Cannot write '{path}': directory '{directory}' does not exist.")
@@ -26,7 +29,8 @@ def atomic_write(path: str) -> Iterator[TextIO]:
     except OSError as exc:
         raise MlfitError(f"Cannot write '{path}': {exc.strerror}.") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        opened = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with opened as f:
             # mkstemp creates the file private (0600); give it the mode a plain open() would.
             os.chmod(tmp, _mode_for(path))
             yield f
