@@ -32,7 +32,8 @@ class LazyGroup(click.Group):
         return importlib.import_module(f"mlfit.commands.{module_name(name)}").command
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, summary) for name, summary in {**SOLVERS, **OTHER_COMMANDS}.items()]
+        rows = [(name, spec.summary) for name, spec in SOLVERS.items()]
+        rows += list(OTHER_COMMANDS.items())
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

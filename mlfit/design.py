@@ -110,13 +110,30 @@ class Design:
 
     @classmethod
     def from_dict(cls, d: dict) -> Design:
-        return cls(
-            list(d["features"]),
-            {k: list(v) for k, v in d["levels"].items()},
-            dict(d["dropped_level"]),
-            int(d["poly"]),
-            [tuple(m) for m in d["monomials"]],
-        )
+        """Read and check a model file's design; ValueError when it is not consistent."""
+        features, levels, dropped = d["features"], d["levels"], d["dropped_level"]
+        poly, monomials = d["poly"], d["monomials"]
+        if not (
+            isinstance(features, list)
+            and all(isinstance(f, str) for f in features)
+            and isinstance(levels, dict)
+            and all(f in features and isinstance(v, list) and v for f, v in levels.items())
+            and isinstance(dropped, dict)
+            and set(dropped) == set(levels)
+            and all(isinstance(v, bool) for v in dropped.values())
+            and type(poly) is int
+            and poly >= 1
+            and isinstance(monomials, list)
+        ):
+            raise ValueError("inconsistent design")
+        n_numeric = len([f for f in features if f not in levels])
+        terms = [tuple(m) for m in monomials]
+        if not all(
+            all(type(i) is int and 0 <= i < n_numeric for i in m) and 2 <= len(m) <= poly
+            for m in terms
+        ):
+            raise ValueError("bad polynomial terms")
+        return cls(list(features), {k: list(v) for k, v in levels.items()}, dropped, poly, terms)
 
 
 def _monomial(m, numeric, cache):

@@ -1,20 +1,30 @@
-"""Model files: versioned JSON (never pickle), so loading one cannot run code."""
+"""Model files: versioned JSON (never pickle), so loading one cannot run code.
+
+Version 2 stores large parameter arrays as base64 float64 (mlfit.params); version 1 files
+(lists only) are read by the same code.  Everything in a file is checked when it is loaded,
+so a damaged file is exit 4 naming the file, before any data is read.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from mlfit import __version__
+from mlfit.contract import Params, json_safe
+from mlfit.design import Design
 from mlfit.errors import ModelFileError
 from mlfit.files import atomic_write
-from mlfit.result import json_safe
+from mlfit.params import ParamsError
+from mlfit.solvers import SOLVERS, ModelSpec, solver
 
 FORMAT = "mlfit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def save_model(path: str, model: dict) -> None:
-    """model: method, target, design, params, config, fit. Written atomically."""
+    """model: method, target, design, columns, params, config, fit. Written atomically."""
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -27,7 +37,7 @@ def save_model(path: str, model: dict) -> None:
 
 
 def load_model(path: str) -> dict:
-    """Read and check a model file; every way it can be wrong is a ModelFileError."""
+    """Read a model file's JSON and check its format and version (ModelFileError if wrong)."""
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
@@ -42,12 +52,59 @@ def load_model(path: str) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"'{path}' is not an mlfit model file. Save one with --save.")
     version = doc.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:  # true == 1 in Python
+    readable = f"versions {READABLE_VERSIONS[0]} to {READABLE_VERSIONS[-1]}"
+    if type(version) is int and version > FORMAT_VERSION:  # type(): true == 1 in Python
+        raise ModelFileError(
+            f"Model file '{path}' has format version {version}, from a newer mlfit "
+            f"({doc.get('mlfit_version', 'unknown')}); this mlfit {__version__} reads "
+            f"{readable}. Upgrade mlfit (pip install --upgrade mlfit)."
+        )
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise ModelFileError(
             f"Model file '{path}' has format version {version!r}; this mlfit "
-            f"{__version__} reads version {FORMAT_VERSION}. Refit the model."
+            f"{__version__} reads {readable}. Refit the model."
         )
     for key in ("method", "design", "params"):
         if key not in doc:
             raise ModelFileError(f"Model file '{path}' is damaged: it has no '{key}'. Refit it.")
     return doc
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A model file, read and checked: what `predict` applies."""
+
+    spec: ModelSpec
+    design: Design
+    params: Params
+    columns: dict[str, str]  # extra-column role -> column name, e.g. {"offset": "log_exposure"}
+
+
+def read_model(path: str) -> SavedModel:
+    """load_model, then the model's own checks of its design, extra columns and parameters."""
+    doc = load_model(path)
+    method = doc["method"]
+    if not isinstance(method, str) or method not in SOLVERS:
+        raise ModelFileError(
+            f"Model file '{path}' is for '{method}', which this mlfit "
+            f"cannot apply. Known models: {', '.join(SOLVERS)}."
+        )
+    spec = SOLVERS[method]
+    try:
+        design = Design.from_dict(doc["design"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ModelFileError(f"Model file '{path}' is damaged (bad 'design'). Refit it.") from None
+    columns = doc.get("columns") or {}
+    if not isinstance(columns, dict) or not all(
+        role in spec.extra_columns and isinstance(col, str) for role, col in columns.items()
+    ):
+        raise ModelFileError(f"Model file '{path}' is damaged (bad 'columns'). Refit it.")
+    try:
+        if not isinstance(doc["params"], dict):
+            raise ParamsError("it is not an object")
+        params = solver(method).Params.from_dict(doc["params"], len(design.names))
+    except ParamsError as exc:
+        raise ModelFileError(
+            f"Model file '{path}' is damaged (bad 'params': {exc}). Refit it."
+        ) from None
+    return SavedModel(spec, design, params, dict(columns))

@@ -103,6 +103,18 @@ def linear_predict(params: dict, X) -> np.ndarray:
     return out + params["intercept"] if params.get("intercept") is not None else out
 
 
+def rowwise_matmul(X, W) -> np.ndarray:
+    """X @ W, summed column by column so that each row's value does not depend on how many
+    rows the block has (BLAS kernels round differently by shape): predictions are then the
+    same to the last bit however the input is chunked.  X: (n, p); W: (p,) or (p, m)."""
+    X = np.asarray(X, dtype=float)
+    W = np.asarray(W, dtype=float)
+    out = np.zeros((X.shape[0],) + W.shape[1:])
+    for j in range(X.shape[1]):
+        out += (X[:, j, None] if W.ndim == 2 else X[:, j]) * W[j]
+    return out
+
+
 #: Rows per block in weighted_gram: a block of X stays in cache.
 GRAM_BLOCK_ROWS = 8192
 

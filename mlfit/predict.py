@@ -1,4 +1,9 @@
-"""Apply a saved model file to new data, writing predictions in input row order."""
+"""Apply a saved model file to new data, chunk by chunk, writing predictions in input order.
+
+The input goes through the same loader and validator as fitting (with the kinds of the
+model's features), so the messages are the same; memory is bounded by the chunk, so a model
+applies to a file larger than memory, with output identical to one read at once.
+"""
 
 from __future__ import annotations
 
@@ -8,78 +13,12 @@ import sys
 
 import numpy as np
 
-from mlfit.data import is_number, read_table, unknown_column_message
-from mlfit.design import Design
-from mlfit.errors import DataError, ModelFileError
+from mlfit.contract import ModelData, json_safe
+from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Selection
+from mlfit.errors import UsageError
 from mlfit.files import atomic_write
-from mlfit.model_io import load_model
-from mlfit.result import json_safe
-from mlfit.solvers import SOLVERS, solver
-
-
-def _feature_columns(table, design: Design) -> dict[str, np.ndarray]:
-    """The model's feature columns from the table, checked: present, complete, right type."""
-    out = {}
-    for name in design.features:
-        values = table.columns[name]
-        text_expected = name in design.levels
-        if not text_expected and values.dtype == object:
-            try:
-                values = np.array([np.nan if v is None else float(v) for v in values])
-            except ValueError:
-                row, bad = next((i, v) for i, v in enumerate(values) if not is_number(v))
-                raise DataError(
-                    f"Column '{name}' in {table.source} must be numeric for this model "
-                    f"but row {row + 1} has '{bad}'."
-                ) from None
-        if text_expected and values.dtype != object:
-            # Text at fit time ('1', '2', 'G'), but only numbers here: match the levels by value.
-            by_value = {float(lv): lv for lv in reversed(design.levels[name]) if is_number(lv)}
-            values = np.array(
-                [None if np.isnan(v) else by_value.get(float(v), f"{v:g}") for v in values],
-                dtype=object,
-            )
-        missing = (values == None) if values.dtype == object else np.isnan(values)
-        if missing.any():
-            raise DataError(
-                f"Column '{name}' in {table.source} has {int(missing.sum())} missing "
-                f"value(s) (first at row {int(np.flatnonzero(missing)[0]) + 1}); the "
-                "model needs every feature. Fill or remove those rows."
-            )
-        if values.dtype != object and not np.all(np.isfinite(values)):
-            row = int(np.flatnonzero(~np.isfinite(values))[0]) + 1
-            raise DataError(
-                f"Column '{name}' in {table.source} has an infinite value at row {row}."
-            )
-        out[name] = values
-    return out
-
-
-def _numeric_column(table, name: str) -> np.ndarray:
-    """A complete, finite numeric column (an offset) from the table."""
-    values = table.columns[name]
-    if values.dtype == object or not np.all(np.isfinite(values)):
-        raise DataError(
-            f"Column '{name}' in {table.source} must be numeric with no missing or infinite values."
-        )
-    return values
-
-
-def _id_values(values: list, fmt: str) -> list:
-    """The --id column unchanged. CSV text is kept as written ('007' stays '007'), except that
-    a column of plain integers stays integers, so JSON Lines output has numbers."""
-    if fmt not in ("csv", "tsv"):
-        return values
-
-    def plain_int(v) -> bool:
-        try:
-            return str(int(v)) == v
-        except ValueError:
-            return False
-
-    if all(v is None or plain_int(v) for v in values):
-        return [None if v is None else int(v) for v in values]
-    return values
+from mlfit.model_io import SavedModel, read_model
+from mlfit.solvers import solver
 
 
 def predict_file(
@@ -89,73 +28,110 @@ def predict_file(
     as_json: bool,
     id_column: str | None,
     options: dict | None = None,
+    chunk_rows: int | None = None,
 ) -> int:
     """Write predictions as CSV (or JSON Lines) to `output` or stdout; returns the row count.
 
-    options: model-specific choices (e.g. proba, threshold) for solvers whose
-    predict_columns(params, X, **options) takes them.
+    options: the model-specific predict options given (e.g. proba, threshold); one the model
+    does not declare is a usage error.
     """
-    model = load_model(model_path)
-    method = model["method"]
-    if not isinstance(method, str) or method not in SOLVERS:
-        raise ModelFileError(
-            f"Model file '{model_path}' is for '{method}', which this mlfit "
-            f"cannot apply. Known models: {', '.join(SOLVERS)}."
-        )
-    try:
-        design = Design.from_dict(model["design"])
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError(
-            f"Model file '{model_path}' is damaged (bad 'design'). Refit it."
-        ) from None
-    # Only the model's features are converted: extra columns of any type are ignored.
-    extras = dict(model.get("columns") or {})  # e.g. {"offset": "log_exposure"}
-    roles = {name: "the model's feature" for name in design.features}
-    roles.update({col: f"the model's {key}" for key, col in extras.items()})
-    table = read_table(
-        data,
-        columns=[*design.features, *extras.values()],
-        roles=roles,
-        text=(id_column,) if id_column else (),
+    saved = read_model(model_path)
+    options = options or {}
+    _check_options(saved, options, model_path)
+    stream = ChunkStream(
+        data, _selection(saved, id_column), chunk_rows or DEFAULT_CHUNK_ROWS, model=saved.spec.name
     )
-    names = table.raw.column_names
-    if id_column and id_column not in names:
-        raise DataError(
-            unknown_column_message(id_column, names, table.source).replace(
-                "not found", "(the --id column) not found", 1
-            )
-        )
-    X, _ = design.transform(_feature_columns(table, design), table.source)
-    columns = {}
-    if id_column:
-        columns[id_column] = _id_values(table.raw.column(id_column).to_pylist(), table.fmt)
-    module = solver(method)
-    kwargs = {key: _numeric_column(table, col) for key, col in extras.items()}
-    try:
-        if hasattr(module, "predict_columns"):
-            columns.update(module.predict_columns(model["params"], X, **kwargs, **(options or {})))
-        else:
-            columns["prediction"] = module.predict(model["params"], X, **kwargs)
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError(
-            f"Model file '{model_path}' is damaged (bad 'params'). Refit it."
-        ) from None
+    module = solver(saved.spec.name)
+
+    def write(f) -> int:
+        out = _Writer(f, as_json)
+        ids = _IdColumn(stream.fmt)
+        rows = 0
+        for chunk in stream:
+            X, _ = saved.design.transform(chunk.columns, stream.source)
+            columns = {}
+            if id_column:
+                columns[id_column] = ids(chunk.passthrough[id_column])
+            data = ModelData(X, None, chunk.extras, None, saved.design.names, None, stream.source)
+            columns.update(module.predict(saved.params, data, **options))
+            out.write(columns)
+            rows += chunk.n_rows
+        return rows
+
     if output:
         with atomic_write(output) as f:
-            _write(f, columns, as_json)
-    else:
-        _write(sys.stdout, columns, as_json)
-    return table.n_rows
+            return write(f)
+    return write(sys.stdout)
 
 
-def _write(f, columns: dict[str, np.ndarray], as_json: bool) -> None:
-    names = list(columns)
-    rows = zip(*(json_safe(np.asarray(v).tolist()) for v in columns.values()))
-    if as_json:
-        for row in rows:
-            # default=str: an --id column may hold dates or times
-            f.write(json.dumps(dict(zip(names, row)), allow_nan=False, default=str) + "\n")
-    else:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows(rows)
+def _check_options(saved: SavedModel, options: dict, path: str) -> None:
+    accepted = {o.name for o in saved.spec.predict_options}
+    for name in options:
+        if name not in accepted:
+            takes = ", ".join(f"--{o}" for o in sorted(accepted)) or "none"
+            raise UsageError(
+                f"--{name.replace('_', '-')} does not apply to {saved.spec.name} models "
+                f"(model file '{path}'); their predict options: {takes}."
+            )
+
+
+def _selection(saved: SavedModel, id_column: str | None) -> Selection:
+    """The model's features (with the kinds they had when fitted) and extra columns."""
+    design = saved.design
+    roles = {name: "the model's feature" for name in design.features}
+    roles.update({col: f"the model's {role}" for role, col in saved.columns.items()})
+    if id_column:
+        roles.setdefault(id_column, "the --id column")
+    return Selection(
+        features=tuple(design.features),
+        target_kind="none",
+        na="required",
+        extras=saved.columns,
+        kinds={f: "text" if f in design.levels else "numeric" for f in design.features},
+        roles=roles,
+        passthrough=(id_column,) if id_column else (),
+    )
+
+
+class _IdColumn:
+    """The --id column as read.  In CSV/TSV, where it is read as text, a column of plain
+    integers becomes integers (so JSON Lines output has numbers), while '007' or 'a12' stay
+    the text written; which of the two is decided on the first chunk."""
+
+    def __init__(self, fmt: str):
+        self._as_int = False if fmt not in ("csv", "tsv") else None
+
+    def __call__(self, values: list) -> list:
+        if self._as_int is None:
+            self._as_int = all(v is None or _plain_int(v) for v in values)
+        if not self._as_int:
+            return values
+        return [int(v) if v is not None and _plain_int(v) else v for v in values]
+
+
+def _plain_int(v) -> bool:
+    try:
+        return str(int(v)) == v
+    except (TypeError, ValueError):
+        return False
+
+
+class _Writer:
+    """CSV (header once) or JSON Lines, appended chunk by chunk."""
+
+    def __init__(self, f, as_json: bool):
+        self._f, self._as_json = f, as_json
+        self._csv = None if as_json else csv.writer(f, lineterminator="\n")
+
+    def write(self, columns: dict) -> None:
+        names = list(columns)
+        rows = zip(*(json_safe(np.asarray(v).tolist()) for v in columns.values()))
+        if self._csv is None:
+            for row in rows:  # default=str: an --id column may hold dates or times
+                self._f.write(json.dumps(dict(zip(names, row)), allow_nan=False, default=str))
+                self._f.write("\n")
+            return
+        if names is not None and not getattr(self, "_header_done", False):
+            self._csv.writerow(names)
+            self._header_done = True
+        self._csv.writerows(rows)

@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Iterator
 
-from mlfit.result import ProgressFn, Step, json_safe, no_progress
+from mlfit.contract import ProgressFn, Step, json_safe, no_progress
 
 
 def to_json(summary: dict) -> str:
@@ -167,10 +167,97 @@ def _render_metrics(metrics: dict, console) -> None:
         console.print(table)
 
 
+#: Keys of the summary that are not tables; every other dict-valued key is a named table
+#: of the result (coefficients, components, layers, ...), shown in the order it comes.
+SECTIONS = (
+    "mlfit_version",
+    "model",
+    "description",
+    "target",
+    "features",
+    "data",
+    "solver",
+    "metrics",
+    "convergence",
+    "warnings",
+    "timing",
+)
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list, width: int = 40) -> str:
+    """The loss history as one line of block characters (log scale over a wide range)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if len(finite) < 2:
+        return ""
+    if len(finite) > width:
+        finite = [finite[round(i * (len(finite) - 1) / (width - 1))] for i in range(width)]
+    lo, hi = min(finite), max(finite)
+    if lo > 0 and hi / lo > 100:
+        finite, lo, hi = [math.log(v) for v in finite], math.log(lo), math.log(hi)
+    if hi == lo:
+        return _BARS[0] * len(finite)
+    return "".join(_BARS[min(7, int(8 * (v - lo) / (hi - lo)))] for v in finite)
+
+
+def _cell(value) -> str:
+    if isinstance(value, list):
+        shown = ", ".join(fmt(v, 4) for v in value[:6])
+        return f"[{shown}{', ...' if len(value) > 6 else ''}]"
+    return fmt(value, 5)
+
+
+def _render_coefficients(coefs: dict, console) -> None:
+    """An R-style coefficient table: estimate, standard error, statistic, p-value, stars."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    first = next(iter(coefs.values()))
+    stat = "t" if "t" in first else "z" if "z" in first else None
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("parameter", no_wrap=True, min_width=min(len(max(coefs, key=len)), 40))
+    cols = [("estimate", "estimate"), ("std_error", "std. error")]
+    if stat:
+        cols += [(stat, stat), ("p_value", "p-value")]
+    cols += [("ci_low", "2.5%"), ("ci_high", "97.5%")]
+    cols = [(k, label) for k, label in cols if k in first]
+    name_width = max(len(n) for n in coefs)
+    if name_width + 11 * len(cols) + 4 > console.width:  # narrow terminal: drop the interval
+        cols = [(k, label) for k, label in cols if k not in ("ci_low", "ci_high")]
+    for _, label in cols:
+        table.add_column(label, justify="right", no_wrap=True)
+    if "p_value" in first:
+        table.add_column("")
+    for name, row in coefs.items():
+        cells = [fmt_p(row[k]) if k == "p_value" else fmt(row.get(k), 5) for k, _ in cols]
+        if row.get("aliased"):
+            cells = ["aliased"] + ["" for _ in cols[1:]]
+        if "p_value" in first:
+            cells.append(_stars(row.get("p_value")))
+        table.add_row(escape(name), *cells)
+    console.print(table)
+    if "p_value" in first:
+        console.print("[dim]signif. codes: 0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1[/dim]")
+
+
+def _render_table(name: str, records: dict, console) -> None:
+    """Any other named table: a row per name, a column per key."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    columns = list(dict.fromkeys(k for r in records.values() for k in r))
+    table = Table(title=escape(name), title_justify="left", box=None, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    for key in columns:
+        table.add_column(escape(key.replace("_", " ")), justify="right")
+    for row, record in records.items():
+        table.add_row(escape(row), *(_cell(record.get(k)) for k in columns))
+    console.print(table)
+
+
 def render(summary: dict, console=None) -> None:
     """The human report on stdout, drawn from the same summary dict as the JSON."""
     from rich.markup import escape
-    from rich.table import Table
 
     console = console or _PipeAwareConsole()
     data = summary["data"]
@@ -180,9 +267,8 @@ def render(summary: dict, console=None) -> None:
         f"data: {escape(data['source'])}   rows used: {data['rows_used']:,}"
         + (f"   dropped: {data['rows_dropped']:,}" if data.get("rows_dropped") else "")
     )
-    console.print(
-        escape(f"target: {summary['target']}   features: {', '.join(summary['features'])}")
-    )
+    target = f"target: {summary['target']}   " if summary.get("target") is not None else ""
+    console.print(escape(f"{target}features: {', '.join(summary['features'])}"))
     solver = summary.get("solver") or {}
     if solver:
         console.print(
@@ -195,37 +281,14 @@ def render(summary: dict, console=None) -> None:
                 )
             )
         )
-    coefs = summary.get("coefficients")
-    if coefs:
+    for name, records in summary.items():
+        if name in SECTIONS or not isinstance(records, dict) or not records:
+            continue
         console.print()
-        first = next(iter(coefs.values()))
-        stat = "t" if "t" in first else "z" if "z" in first else None
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        table.add_column("parameter", no_wrap=True, min_width=min(len(max(coefs, key=len)), 40))
-        cols = [("estimate", "estimate"), ("std_error", "std. error")]
-        if stat:
-            cols += [(stat, stat), ("p_value", "p-value")]
-        cols += [("ci_low", "2.5%"), ("ci_high", "97.5%")]
-        cols = [(k, label) for k, label in cols if k in first]
-        name_width = max(len(n) for n in coefs)
-        if name_width + 11 * len(cols) + 4 > console.width:  # narrow terminal: drop the interval
-            cols = [(k, label) for k, label in cols if k not in ("ci_low", "ci_high")]
-        for _, label in cols:
-            table.add_column(label, justify="right", no_wrap=True)
-        if "p_value" in first:
-            table.add_column("")
-        for name, row in coefs.items():
-            cells = [fmt_p(row[k]) if k == "p_value" else fmt(row.get(k), 5) for k, _ in cols]
-            if row.get("aliased"):
-                cells = ["aliased"] + ["" for _ in cols[1:]]
-            if "p_value" in first:
-                cells.append(_stars(row.get("p_value")))
-            table.add_row(escape(name), *cells)
-        console.print(table)
-        if "p_value" in first:
-            console.print(
-                "[dim]signif. codes: 0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1[/dim]"
-            )
+        if "estimate" in next(iter(records.values())):
+            _render_coefficients(records, console)
+        else:
+            _render_table(name, records, console)
     metrics = summary.get("metrics") or {}
     _render_metrics(metrics, console)
     if "holdout" in metrics:
@@ -240,6 +303,9 @@ def render(summary: dict, console=None) -> None:
             f"{state} after {conv['iterations']:,} iterations: final loss "
             f"{fmt(conv.get('final_loss'), 10)}, gradient norm {fmt(conv.get('gradient_norm'), 3)}"
         )
+        line = sparkline(conv.get("history") or [])
+        if line:
+            console.print(f"loss history  {line}")
     timing = summary.get("timing") or {}
     if timing:
         console.print(

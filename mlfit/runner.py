@@ -1,9 +1,12 @@
-"""One fit from file to output: load, encode, fit, report, save. Shared by every model command."""
+"""One fit from file to output: load, encode, fit, report, plot, save. Shared by every model.
+
+The runner reads only the model's registry entry (mlfit.solvers.ModelSpec) and the solver's
+contract (mlfit.contract), so it never needs to know which model it is running.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -11,20 +14,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mlfit import __version__
-from mlfit.data import (
-    DEFAULT_CHUNK_ROWS,
-    ChunkStream,
-    Dataset,
-    Selection,
-    load_dataset,
-    should_stream,
-)
+from mlfit.contract import FitResult, ModelData
+from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Selection, load_dataset, should_stream
 from mlfit.design import Design, build_design
-from mlfit.errors import DataError, NotConvergedError
+from mlfit.errors import NotConvergedError
 from mlfit.model_io import save_model
 from mlfit.report import progress, render, to_json, warn
-from mlfit.result import FitResult
-from mlfit.solvers import solver
+from mlfit.solvers import SOLVERS, solver
 
 
 @dataclass(frozen=True)
@@ -32,6 +28,7 @@ class Output:
     as_json: bool = False
     save: str | None = None
     quiet: bool = False
+    plot: str | None = None
 
 
 def run_fit(
@@ -43,35 +40,41 @@ def run_fit(
     poly: int = 1,
     chunk_rows: int | None = None,
     strict: bool = False,
-    extras: dict[str, str] | None = None,
-    target_kind: str = "numeric",
+    extras: dict[str, str | None] | None = None,
 ) -> dict:
     """Fit `model` to the file `data` and print the result; returns the summary dict.
 
-    extras: solver keyword -> column, for numeric columns a model uses but not as features
-    (e.g. {"offset": "log_exposure"}); they are validated like features and stored in the
-    model file so predict reads them too.
+    extras: role -> column for the extra columns the model declares (e.g. {"offset": COL});
+    roles given None are left out.  They are validated like features, passed to the fit by
+    role, and stored in the model file so predict reads them too.
     """
     started = time.perf_counter()
-    module = solver(model)
-    extras = extras or {}
-    sel = replace(sel, target_kind=target_kind, extras=extras)
-    job = _Job(model, module, config, poly, extras, not out.quiet)
-    if hasattr(module, "fit_chunks") and should_stream(data, chunk_rows):
-        done = _fit_streaming(
-            job, ChunkStream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
-        )
+    spec = SOLVERS[model]
+    extras = {role: col for role, col in (extras or {}).items() if col}
+    undeclared = sorted(set(extras) - set(spec.extra_columns))
+    if undeclared:  # a command passing a role its model does not declare is a bug
+        raise TypeError(f"{model} declares no extra column {', '.join(undeclared)}")
+    if out.plot:  # before any reading or fitting: a missing extra must not cost a fit
+        from mlfit import plots
+
+        plots.plot_format(out.plot)
+        plots.require_matplotlib()
+    sel = replace(sel, target_kind=spec.target, extras=extras)
+    job = _Job(model, solver(model), config, poly, not out.quiet)
+    if spec.sum_over_rows and should_stream(data, chunk_rows):
+        stream = ChunkStream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
+        fitted = _fit_streaming(job, stream)
     else:
-        done = _fit_in_memory(job, load_dataset(data, sel, model=model))
+        fitted = _fit_in_memory(job, load_dataset(data, sel, model=model))
     fit_end = time.perf_counter()
-    dataset, design, result = done.dataset, done.design, done.result
-    warnings = [*done.design_warnings, *dataset.notes, *result.warnings]
-    summary = _summary(model, dataset, design, config, result, done.rows_used, warnings)
+    result = fitted.result
+    warnings = [*fitted.design_warnings, *fitted.notes, *result.warnings]
+    summary = _summary(model, fitted, result, warnings)
     if extras:
         summary["data"]["columns"] = dict(extras)
     summary["timing"] = {
-        "load_seconds": done.loaded - started,
-        "fit_seconds": fit_end - done.loaded,
+        "load_seconds": fitted.loaded - started,
+        "fit_seconds": fit_end - fitted.loaded,
         "total_seconds": time.perf_counter() - started,
     }
     if strict and not result.converged:
@@ -79,15 +82,18 @@ def run_fit(
             f"{model} did not converge and --strict is set; no model file was "
             "written. Raise the iteration limit or loosen --tol."
         )
+    if out.plot:
+        _plot(out.plot, job, fitted, spec.plots)
     if out.save:
         save_model(
             out.save,
             {
                 "method": model,
-                "target": dataset.target,
-                "design": design.to_dict(),
+                "target": fitted.target,
+                "design": fitted.design.to_dict(),
                 "columns": dict(extras),
-                "params": result.params,
+                "params": result.params.to_dict(),
+                "n_parameters": result.n_parameters,
                 "config": dataclasses.asdict(config),
                 "fit": {k: v for k, v in summary.items() if k != "timing"},
             },
@@ -108,133 +114,165 @@ class _Job:
     module: object
     config: object
     poly: int
-    extras: dict[str, str]
     show_progress: bool
+
+    @property
+    def intercept(self) -> bool:
+        """Whether the design drops a level of each text column (models with an intercept)."""
+        return bool(getattr(self.config, "intercept", False))
 
 
 @dataclass
 class _Fitted:
-    dataset: Dataset
+    source: str
+    target: str | None
+    features: list[str]
     design: Design
     design_warnings: list[str]
     result: FitResult
-    rows_used: int
+    rows_read: int
+    rows_dropped: int
+    notes: list[str]
     loaded: float  # perf_counter when loading and encoding ended
+    data: ModelData | None = None  # the rows fitted, when in memory
+    stream: object = None  # re-iterable ModelData chunks, when streamed
+
+    @property
+    def rows_used(self) -> int:
+        return self.rows_read - self.rows_dropped
 
 
-def _fit_in_memory(job: _Job, dataset: Dataset) -> _Fitted:
+def _fit_in_memory(job: _Job, dataset) -> _Fitted:
     design, design_warnings = build_design(
-        dataset.features, dataset.columns, job.config.intercept, job.poly, source=dataset.source
+        dataset.features, dataset.columns, job.intercept, job.poly, source=dataset.source
     )
     X, X_lo = design.transform(dataset.columns, dataset.source)
-    n_params = X.shape[1] + (1 if job.config.intercept else 0)
-    if dataset.n_rows < n_params:
-        raise DataError(
-            f"{dataset.source} has {dataset.n_rows} usable rows but the model has "
-            f"{n_params} parameters; it needs at least as many rows. Use fewer "
-            "features or a lower --poly."
-        )
+    data = ModelData(
+        X, dataset.y, dataset.extras, X_lo, design.names, dataset.target, dataset.source
+    )
     loaded = time.perf_counter()
     with progress(job.model, job.show_progress) as tick:
-        result = _call(
-            job.module.fit,
-            X,
-            dataset.y,
-            job.config,
-            tick,
-            X_lo=X_lo,
-            names=design.names,
-            target=dataset.target,
-            **dataset.extras,
-        )
-    return _Fitted(dataset, design, design_warnings, result, dataset.n_rows, loaded)
+        result = job.module.fit(data, job.config, tick)
+    return _Fitted(
+        dataset.source,
+        dataset.target,
+        dataset.features,
+        design,
+        design_warnings,
+        result,
+        dataset.rows_read,
+        dataset.rows_dropped,
+        dataset.notes,
+        loaded,
+        data=data,
+    )
 
 
 def _fit_streaming(job: _Job, stream: ChunkStream) -> _Fitted:
-    features = stream.features
     levels = stream.levels(stream.text_columns())
     design, design_warnings = build_design(
-        features, {}, job.config.intercept, job.poly, levels, stream.source
+        stream.features, {}, job.intercept, job.poly, levels, stream.source
     )
     loaded = time.perf_counter()
-    chunks = _DesignChunks(stream, design, list(job.extras))
+    chunks = _DesignChunks(stream, design)
     with progress(f"{job.model}: reading chunks", job.show_progress) as tick:
-        result = _call(
-            job.module.fit_chunks,
-            chunks,
-            job.config,
-            tick,
-            names=design.names,
-            target=stream.target,
-        )
+        result = job.module.fit_chunks(chunks, job.config, tick)
     dropped = stream.rows_dropped
     notes = [f"dropped {dropped} row(s) with missing values"] if dropped else []
-    dataset = Dataset(
+    return _Fitted(
         stream.source,
         stream.target,
-        features,
-        {},
-        np.empty(0),
+        stream.features,
+        design,
+        design_warnings,
+        result,
         stream.rows_read,
         dropped,
         notes,
-        n_rows=stream.rows_read - dropped,
+        loaded,
+        stream=chunks,
     )
-    return _Fitted(dataset, design, design_warnings, result, stream.rows_read - dropped, loaded)
-
-
-def _call(fn, *args, **kwargs):
-    """Call a solver's fit with the keyword arguments it takes (X_lo, names, offset, ...)."""
-    accepted = inspect.signature(fn).parameters
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
 class _DesignChunks:
-    """Re-iterable (X, y, *extras) chunks from a ChunkStream, encoded with the fitted design."""
+    """Re-iterable ModelData chunks from a ChunkStream, encoded with the fitted design."""
 
-    def __init__(self, stream: ChunkStream, design: Design, extra_roles: list[str]):
-        self._stream, self._design, self._extra = stream, design, extra_roles
+    def __init__(self, stream: ChunkStream, design: Design):
+        self._stream, self._design = stream, design
 
     def __iter__(self):
+        source = self._stream.source
         for chunk in self._stream:
-            X, _ = self._design.transform(chunk.columns, self._stream.source)
-            yield (X, chunk.y, *(chunk.extras[role] for role in self._extra))
+            X, _ = self._design.transform(chunk.columns, source)
+            names = self._design.names
+            yield ModelData(X, chunk.y, chunk.extras, None, names, chunk.target, source)
 
 
-def _summary(
-    model: str,
-    dataset: Dataset,
-    design: Design,
-    config,
-    result: FitResult,
-    rows_used: int,
-    warnings: list[str],
-) -> dict:
-    names = result.parameter_names or (
-        (["intercept"] if getattr(config, "intercept", False) else []) + design.names
+def _plot(path: str, job: _Job, fitted: _Fitted, kinds: tuple[str, ...]) -> None:
+    """The model's figures, on a seeded sample of at most plots.SAMPLE_ROWS rows (the same
+    rows whether the fit was in memory or streamed)."""
+    from mlfit import plots
+
+    seed = int(getattr(job.config, "seed", 0))
+    n = fitted.rows_used
+    sample = plots.sample_rows(n, seed)  # None: every row
+    data, rows = fitted.data, sample
+    if data is None:  # streamed: collect the sampled rows in one more pass
+        data, rows = _rows_of(fitted.stream, sample), None
+    history = (fitted.result.convergence or {}).get("history") or []
+    kinds = [k for k in kinds if k != "loss" or len(history) > 1]
+    figure = {"history": history}
+    if any(k != "loss" for k in kinds):
+        figure.update(job.module.plot_data(fitted.result, data, rows))
+    note = None
+    if sample is not None:
+        note = f"{len(sample):,} of {n:,} rows, sampled at random (seed {seed})"
+    title = f"mlfit {job.model}: {fitted.target or 'no target'} on {fitted.source}"
+    plots.draw(path, kinds, figure, title, note)
+
+
+def _rows_of(chunks, rows: np.ndarray | None) -> ModelData:
+    """The rows at the given indices (all when None) of a chunk stream, in one pass."""
+    parts, start = [], 0
+    for chunk in chunks:
+        stop = start + chunk.n_rows
+        take = slice(None) if rows is None else rows[(rows >= start) & (rows < stop)] - start
+        parts.append(chunk if rows is None else _subset(chunk, take))
+        start = stop
+    first = parts[0]
+    return ModelData(
+        np.vstack([p.X for p in parts]),
+        np.concatenate([p.y for p in parts]) if first.y is not None else None,
+        {k: np.concatenate([p.extras[k] for p in parts]) for k in first.extras},
+        None,
+        first.names,
+        first.target,
+        first.source,
     )
+
+
+def _subset(data: ModelData, take) -> ModelData:
+    y = None if data.y is None else data.y[take]
+    extras = {k: v[take] for k, v in data.extras.items()}
+    return ModelData(data.X[take], y, extras, None, data.names, data.target, data.source)
+
+
+def _summary(model: str, fitted: _Fitted, result: FitResult, warnings: list[str]) -> dict:
     summary = {
         "mlfit_version": __version__,
         "model": model,
-        "target": dataset.target,
-        "features": dataset.features,
+        "target": fitted.target,
+        "features": fitted.features,
         "data": {
-            "source": dataset.source,
-            "rows_read": dataset.rows_read,
-            "rows_used": rows_used,
-            "rows_dropped": dataset.rows_dropped,
+            "source": fitted.source,
+            "rows_read": fitted.rows_read,
+            "rows_used": fitted.rows_used,
+            "rows_dropped": fitted.rows_dropped,
         },
         "solver": {k: v for k, v in result.info.items() if k != "fit_seconds"},
     }
-    if result.coefficients:
-        aliased = set(result.info.get("aliased_index", []))
-        summary["coefficients"] = {
-            name: {
-                **{k: float(v[i]) for k, v in result.coefficients.items()},
-                **({"aliased": True} if i in aliased else {}),
-            }
-            for i, name in enumerate(names)
-        }
+    for name, table in result.tables.items():
+        summary[name] = table.records()
     summary["metrics"] = result.metrics
     if result.convergence is not None:
         summary["convergence"] = result.convergence

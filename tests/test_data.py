@@ -705,8 +705,9 @@ def test_missing_values_in_an_extra(tmp_path, fmt, ext):
     sel = Selection(extras={"offset": "log_exp"})
     message = error_of(lambda: load_dataset(path, sel))
     assert message == (
-        f"Missing values in {path}: 'area' (2 rows), 'log_exp' (2 rows). Use --na drop to "
-        "drop those rows, or fill them in."
+        f"Missing values in {path}: 'area' (2 rows), 'log_exp' (2 rows); the first at "
+        f"row 2{' (line 3)' if fmt in ('csv', 'tsv') else ''}. Use --na drop to drop those "
+        "rows, or fill them in."
     )
     assert error_of(lambda: list(ChunkStream(path, sel, chunk_rows=2))) == message
     dropped = load_dataset(path, dataclasses.replace(sel, na="drop"))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlfit import __version__
@@ -156,12 +159,62 @@ def test_model_file_not_found_or_a_directory(runner, assert_error, houses_csv, t
     assert_error(predict(runner, tmp_path, houses_csv), 4, "cannot read model file")
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", True, None, 1.5])
+@pytest.mark.parametrize("version", [0, "1", True, None, 1.5, -2])
 def test_unknown_format_version(runner, assert_error, model_path, houses_csv, version):
     doc = json.loads(model_path.read_text())
     doc["format_version"] = version
     model_path.write_text(json.dumps(doc))
     assert_error(predict(runner, model_path, houses_csv), 4, "format version", "refit")
+
+
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 99])
+def test_newer_format_version_says_upgrade(runner, assert_error, model_path, houses_csv, version):
+    doc = json.loads(model_path.read_text())
+    doc["format_version"] = version
+    model_path.write_text(json.dumps(doc))
+    message = assert_error(predict(runner, model_path, houses_csv), 4, "format version", "newer")
+    assert "upgrade mlfit" in message.lower() and "refit" not in message.lower()
+
+
+V1 = Path(__file__).parent / "data" / "model_v1"
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "args"),
+    [
+        ("normal_eq", "houses.csv", ["--id", "id"]),
+        ("linreg", "houses.csv", []),
+        ("newton", "claims.csv", []),
+        ("logreg", "admissions.csv", ["--proba", "--threshold", "0.4"]),
+        ("softmax", "flowers.csv", ["--proba"]),
+    ],
+)
+def test_version_1_model_files_still_predict_the_same(runner, model, data, args):
+    """Files written before the model contract (format version 1) are read, and predict what
+    that version predicted (tests/data/model_v1/README.md)."""
+    result = runner.invoke(cli, ["predict", str(V1 / f"{model}.model"), str(V1 / data), *args])
+    assert result.exit_code == 0, result.stderr
+    got = list(csv.reader(result.stdout.splitlines()))
+    want = list(csv.reader((V1 / f"{model}.expected.csv").read_text().splitlines()))
+    assert got[0] == want[0] and len(got) == len(want)
+    for g, w in zip(got[1:], want[1:]):
+        for a, b in zip(g, w):
+            try:
+                assert float(a) == pytest.approx(float(b), rel=1e-13, abs=1e-300)
+            except ValueError:
+                assert a == b
+
+
+def test_large_arrays_are_stored_exactly_as_base64(tmp_path):
+    from mlfit.params import INLINE_MAX, decode_array, encode_array
+
+    a = np.random.default_rng(1).normal(size=(INLINE_MAX + 1, 3)) * 1e300
+    encoded = encode_array(a)
+    assert set(encoded) == {"dtype", "shape", "base64"} and encoded["shape"] == list(a.shape)
+    back = decode_array(json.loads(json.dumps({"w": encoded})), "w", (None, 3))
+    assert back.tobytes() == a.tobytes()
+    small = encode_array(a[:2, 0])
+    assert small == a[:2, 0].tolist()
 
 
 @pytest.mark.parametrize(

@@ -149,20 +149,25 @@ def l2_option(config_cls, objective: str, note: str = ""):
     )
 
 
-def chunk_rows_option(what: str):
-    """--chunk-rows N: out-of-core fitting, memory bounded by the chunk."""
+def chunk_rows_option(what: str, when: str = "automatic for files over 1 GiB"):
+    """--chunk-rows N: out-of-core work, memory bounded by the chunk."""
     return click.option(
         "--chunk-rows",
         type=click.IntRange(min=1),
         metavar="N",
-        help=f"Read at most N rows at a time, {what}, memory bounded by the chunk (automatic "
-        "for files over 1 GiB).",
+        help=f"Read at most N rows at a time, {what}, memory bounded by the chunk ({when}).",
     )
 
 
 def output_options(f):
-    """--json, --save/-o, --quiet/-q."""
+    """--json, --save/-o, --plot, --quiet/-q."""
     f = click.option("--quiet", "-q", is_flag=True, help="Print only the result and errors.")(f)
+    f = click.option(
+        "--plot",
+        metavar="FILE",
+        help="Draw the model's figures to FILE (.png, .svg or .pdf; needs matplotlib: "
+        "pip install 'mlfit[plot]').",
+    )(f)
     f = click.option(
         "--save",
         "-o",

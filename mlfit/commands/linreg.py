@@ -39,6 +39,7 @@ def command(
     standardize,
     as_json,
     save,
+    plot,
     quiet,
 ):
     """Linear regression by gradient descent: batch, minibatch or SGD.
@@ -68,7 +69,7 @@ def command(
         config,
         data,
         selection(target, features, drop, na),
-        Output(as_json, save, quiet),
+        Output(as_json, save, quiet, plot),
         poly=poly,
         strict=strict,
     )

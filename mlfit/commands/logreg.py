@@ -74,6 +74,7 @@ def command(
     threshold,
     as_json,
     save,
+    plot,
     quiet,
 ):
     """Logistic regression; softmax for more than two classes.
@@ -110,8 +111,7 @@ def command(
         config,
         data,
         selection(target, features, drop, na),
-        Output(as_json, save, quiet),
+        Output(as_json, save, quiet, plot),
         poly=poly,
         strict=strict,
-        target_kind="label",
     )

@@ -72,6 +72,7 @@ def command(
     strict,
     as_json,
     save,
+    plot,
     quiet,
 ):
     """GLMs by Newton's method: Gaussian, logistic, Poisson.
@@ -99,7 +100,7 @@ def command(
         config,
         data,
         selection(target, features, drop, na),
-        Output(as_json, save, quiet),
+        Output(as_json, save, quiet, plot),
         poly=poly,
         chunk_rows=chunk_rows,
         strict=strict,

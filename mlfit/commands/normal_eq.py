@@ -25,7 +25,7 @@ from mlfit.solvers.normal_eq import Config
 @chunk_rows_option("in one pass")
 @output_options
 def command(
-    data, target, features, drop, na, intercept, poly, l2, chunk_rows, as_json, save, quiet
+    data, target, features, drop, na, intercept, poly, l2, chunk_rows, as_json, save, plot, quiet
 ):
     """Exact least squares by QR, with standard errors, t tests and R².
 
@@ -45,7 +45,7 @@ def command(
         Config(intercept=intercept, l2=l2),
         data,
         selection(target, features, drop, na),
-        Output(as_json, save, quiet),
+        Output(as_json, save, quiet, plot),
         poly=poly,
         chunk_rows=chunk_rows,
     )

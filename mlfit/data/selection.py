@@ -10,7 +10,7 @@ from types import MappingProxyType
 from mlfit.data.parse_errors import _stray_word_message
 from mlfit.errors import DataError
 
-NA_CHOICES = ("error", "drop")
+NA_CHOICES = ("error", "drop", "required")  # required: a command with no --na (predict)
 TARGET_KINDS = ("numeric", "label", "none")
 FEATURE_KINDS = ("numeric", "text")
 

@@ -44,6 +44,7 @@ class ChunkStream:
     ):
         self._src = _Source(path)
         self.source = self._src.name
+        self.fmt = self._src.fmt  # csv, tsv, parquet or jsonl
         self._text = sel.csv_text()
         names, self._arrow_types = self._schema()
         _check_header(names, self.source)

@@ -65,6 +65,7 @@ class _Problems:
 
     text: dict[str, str] = field(default_factory=dict)  # column -> message (first bad row)
     missing: dict[str, int] = field(default_factory=dict)  # column -> count, under --na error
+    first_missing: str | None = None  # e.g. 'row 2 (line 3)': the first row with one
     infinite: dict[str, str] = field(default_factory=dict)  # column -> message (first bad row)
 
     def __bool__(self) -> bool:
@@ -75,6 +76,8 @@ class _Problems:
             self.text.setdefault(name, message)
         for name, count in later.missing.items():
             self.missing[name] = self.missing.get(name, 0) + count
+        if self.first_missing is None:
+            self.first_missing = later.first_missing
         for name, message in later.infinite.items():
             self.infinite.setdefault(name, message)
 
@@ -86,9 +89,14 @@ class _Problems:
         if self.missing:
             counts = {n: self.missing[n] for n in columns.used if n in self.missing}
             listed = ", ".join(f"'{n}' ({c} row{'s' if c > 1 else ''})" for n, c in counts.items())
+            hint = (
+                "The model needs every value: fill them in or remove those rows."
+                if columns.na == "required"
+                else "Use --na drop to drop those rows, or fill them in."
+            )
             raise DataError(
-                f"Missing values in {columns.source}: {listed}. Use --na drop to drop those "
-                "rows, or fill them in."
+                f"Missing values in {columns.source}: {listed}; the first at "
+                f"{self.first_missing}. {hint}"
             )
         for name in columns.used:
             if name in self.infinite:
@@ -127,6 +135,8 @@ def _validate(
         passthrough = {n: [v for v, k in zip(vs, keep) if k] for n, vs in passthrough.items()}
     elif counts:
         problems.missing = counts
+        first = int(np.argmax(np.logical_or.reduce([missing[n] for n in counts])))
+        problems.first_missing = rows(first)
     for name in columns.used:
         if cols[name].dtype != object:
             bad = np.flatnonzero(np.isinf(cols[name]))

@@ -1,21 +1,93 @@
-"""The model registry: adding a model means a solver module, a command module and a line here.
+"""The model registry: what each model is, readable without importing numpy.
 
-Each name maps to its one-line summary (shown by `mlfit --help` without importing anything
-heavy); the solver lives in mlfit/solvers/<name>.py and exports Config, fit and predict, and
-the Click command in mlfit/commands/<name>.py, with dashes in the name turned to underscores.
+Adding a model means a solver module mlfit/solvers/<name>.py, a command module
+mlfit/commands/<name>.py (dashes in the name become underscores) and one `ModelSpec` here.
+The CLI, the runner, `predict`, the report and the model file read only the spec and the
+solver's contract (README, "Adding a model"), never the model's name.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
-SOLVERS: dict[str, str] = {
-    "normal-eq": "Exact least squares by QR, with standard errors, t tests and R².",
-    "linreg": "Linear regression by gradient descent: batch, minibatch or SGD.",
-    "newton": "GLMs by Newton's method: Gaussian, logistic, Poisson.",
-    "logreg": "Logistic regression; softmax for more than two classes.",
+#: What a model's target is: numbers (regression), class labels, or none (density models).
+TARGET_KINDS = ("numeric", "label", "none")
+#: The figures `--plot` can draw; a model lists the ones that make sense for it.
+PLOT_KINDS = ("diagnostics", "loss", "roc", "calibration")
+
+
+@dataclass(frozen=True)
+class PredictOption:
+    """An option of `mlfit predict` that some models take; passed to the solver's predict."""
+
+    name: str  # keyword of the solver's predict, and the flag with dashes: --name
+    help: str
+    is_flag: bool = False  # a flag; otherwise it takes a probability in [0, 1]
+
+
+PROBA = PredictOption(
+    "proba", "Classifiers: add a column p_<class> with each class's probability.", is_flag=True
+)
+THRESHOLD = PredictOption(
+    "threshold",
+    "Binary classifiers: predict the second class when its probability is at least this "
+    "(default: the model's).",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the CLI needs to know about a model before importing it."""
+
+    name: str  # the subcommand and the model file's "method"
+    summary: str  # one line for `mlfit --help`
+    target: str  # one of TARGET_KINDS
+    extra_columns: tuple[str, ...] = ()  # roles of numeric non-feature columns, e.g. "offset"
+    predict_options: tuple[PredictOption, ...] = ()
+    sum_over_rows: bool = False  # the fit is a sum over rows: it has fit_chunks (out of core)
+    plots: tuple[str, ...] = ()  # kinds from PLOT_KINDS
+
+
+SOLVERS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "normal-eq",
+            "Exact least squares by QR, with standard errors, t tests and R².",
+            target="numeric",
+            sum_over_rows=True,
+            plots=("diagnostics",),
+        ),
+        ModelSpec(
+            "linreg",
+            "Linear regression by gradient descent: batch, minibatch or SGD.",
+            target="numeric",
+            plots=("loss",),
+        ),
+        ModelSpec(
+            "newton",
+            "GLMs by Newton's method: Gaussian, logistic, Poisson.",
+            target="numeric",
+            extra_columns=("offset",),
+            sum_over_rows=True,
+            plots=("diagnostics", "loss"),
+        ),
+        ModelSpec(
+            "logreg",
+            "Logistic regression; softmax for more than two classes.",
+            target="label",
+            predict_options=(PROBA, THRESHOLD),
+            plots=("roc", "calibration", "loss"),
+        ),
+    )
 }
+
+
+def predict_options() -> dict[str, PredictOption]:
+    """Every option some model's predict takes, by name (`mlfit predict` offers them all)."""
+    return {o.name: o for spec in SOLVERS.values() for o in spec.predict_options}
 
 
 def module_name(name: str) -> str:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlfit.contract import ProgressFn, Step, no_progress
 from mlfit.errors import FitError
-from mlfit.result import ProgressFn, Step, no_progress
 
 #: objective(w, rows) -> (mean loss, gradient) over `rows` (an index array, or None for all)
 Objective = Callable[[np.ndarray, "np.ndarray | None"], tuple[float, np.ndarray]]

@@ -12,15 +12,40 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlfit.numerics import linear_predict
-from mlfit.result import FitResult, ProgressFn, no_progress
+from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
+from mlfit.params import ParamsError, decode_array, read_float
 from mlfit.solvers.descent import DescentConfig, descend
+from mlfit.solvers.linear import LinearParams, check_rows
 
 
 @dataclass(frozen=True)
 class Config(DescentConfig):
     intercept: bool = True
     standardize: bool = True
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
+class Params(LinearParams):
+    scaling: dict | None = None  # the standardization descent ran on, for the record
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.scaling is not None:
+            out["scaling"] = self.scaling
+        return out
+
+    @classmethod
+    def read_fields(cls, d: dict, n_columns: int) -> dict:
+        fields = super().read_fields(d, n_columns)
+        scaling = d.get("scaling")
+        if scaling is not None:
+            if not isinstance(scaling, dict):
+                raise ParamsError("'scaling' must be an object")
+            for key in ("feature_mean", "feature_scale"):
+                decode_array(scaling, key, (n_columns,))
+            for key in ("target_mean", "target_scale"):
+                read_float(scaling, key)
+        return {**fields, "scaling": scaling}
 
 
 def _standardizer(X: np.ndarray, y: np.ndarray, config: Config):
@@ -38,13 +63,14 @@ def _standardizer(X: np.ndarray, y: np.ndarray, config: Config):
 
 
 def fit(
-    X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None
+    data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """X: (n, p) float64 without the intercept column; y: (n,). X_lo is ignored."""
+    """data.X: (n, p) without the intercept column; data.y: (n,)."""
     start = time.perf_counter()
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
+    X = data.X
+    y = np.asarray(data.y, dtype=float)
     n = X.shape[0]
+    check_rows(n, X.shape[1] + config.intercept)
     mx, sx, my, sy = _standardizer(X, y, config)
     Z = (X - mx) / sx
     if config.intercept:
@@ -83,9 +109,9 @@ def fit(
             f"norm {outcome.gradient_norm:.3g}). Increase --epochs, raise --lr or "
             "loosen --tol."
         )
-    params = {"intercept": intercept, "coef": coef.tolist()}
+    scaling = None
     if config.standardize:  # for the record: predict uses the original-scale coef directly
-        params["scaling"] = {
+        scaling = {
             "feature_mean": mx.tolist(),
             "feature_scale": sx.tolist(),
             "target_mean": my,
@@ -100,7 +126,18 @@ def fit(
     }
     if config.method != "batch":
         info["batch_size"] = 1 if config.method == "sgd" else config.batch_size
-    return FitResult("linreg", params, {"estimate": estimate}, metrics, convergence, warnings, info)
+    names = (["intercept"] if config.intercept else []) + list(data.names)
+    return FitResult(
+        Params(intercept, coef, scaling),
+        n_parameters=len(estimate),
+        n_obs=n,
+        tables={"coefficients": Table(names, {"estimate": estimate})},
+        metrics=metrics,
+        convergence=convergence,
+        warnings=warnings,
+        info=info,
+    )
 
 
-predict = linear_predict
+def predict(params: Params, data: ModelData) -> dict[str, np.ndarray]:
+    return {"prediction": params.linear_predictor(data.X)}

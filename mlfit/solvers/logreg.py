@@ -16,12 +16,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlfit import contract
+from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
 from mlfit.errors import DataError, FitError
 from mlfit.metrics import classification_metrics
-from mlfit.numerics import add_intercept, sigmoid
-from mlfit.result import FitResult, ProgressFn, no_progress
+from mlfit.numerics import add_intercept, rowwise_matmul, sigmoid
+from mlfit.params import (
+    ParamsError,
+    decode_array,
+    encode_array,
+    read_bool,
+    read_float,
+    read_labels,
+)
 from mlfit.solvers.descent import DescentConfig, descend
 from mlfit.solvers.family import Bernoulli, Categorical
+from mlfit.solvers.linear import check_rows
 from mlfit.solvers.optimize import (
     Optimum,
     SingularInformation,
@@ -50,6 +60,59 @@ class Config(DescentConfig):
     intercept: bool = True
     holdout: float = 0.0
     threshold: float = 0.5
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
+class Params(contract.Params):
+    """B: (p[+1], m) original-scale coefficients, intercept row first when fitted; m = 1 for a
+    binary model (the log-odds of the second class), K - 1 for softmax (class 0 the reference)."""
+
+    classes: list
+    softmax: bool
+    threshold: float
+    B: np.ndarray
+    intercept: bool
+
+    def to_dict(self) -> dict:
+        B = self.B if self.softmax else self.B[:, 0]
+        first = 1 if self.intercept else 0
+        return {
+            "classes": self.classes,
+            "softmax": self.softmax,
+            "threshold": self.threshold,
+            "intercept": (B[0].tolist() if self.softmax else float(B[0])) if first else None,
+            "coef": encode_array(B[first:]),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, n_columns: int) -> Params:
+        classes = read_labels(d, "classes")
+        softmax = read_bool(d, "softmax")
+        threshold = read_float(d, "threshold")
+        if not 0.0 <= threshold <= 1.0:
+            raise ParamsError("'threshold' must be a probability")
+        if not softmax and len(classes) != 2:
+            raise ParamsError("a binary model needs exactly two 'classes'")
+        m = len(classes) - 1
+        coef = decode_array(d, "coef", (n_columns, m) if softmax else (n_columns,))
+        B = coef if softmax else coef[:, None]
+        intercept = d.get("intercept") is not None
+        if intercept:
+            shape = (m,) if softmax else ()
+            B = np.vstack([decode_array(d, "intercept", shape).reshape(1, -1), B])
+        return cls(classes, softmax, threshold, B, intercept)
+
+    def proba(self, X) -> np.ndarray:
+        """(n, K) class probabilities, columns in the order of classes."""
+        return _probabilities(np.asarray(X, dtype=float), self.B, self.intercept, self.softmax)
+
+    def labels(self, P: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """(n,) predicted classes from probabilities; threshold: binary models only."""
+        classes = np.array(self.classes, dtype=object)
+        if not self.softmax:
+            cut = self.threshold if threshold is None else threshold
+            return classes[(P[:, 1] >= cut).astype(np.int64)]
+        return classes[np.argmax(P, axis=1)]
 
 
 def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
@@ -161,24 +224,14 @@ def _choose(config: Config, n_params: int) -> str:
 
 
 def fit(
-    X,
-    y,
-    config: Config = Config(),
-    on_progress: ProgressFn = no_progress,
-    X_lo=None,
-    names=None,
-    target: str = "y",
+    data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """X: (n, p) without intercept; y: (n,) class labels (numbers or text)."""
+    """data.X: (n, p) without intercept; data.y: (n,) class labels (numbers or text)."""
     start = time.perf_counter()
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y)
-    codes_all, labels = encode_labels(y if y.dtype.kind in "fiu" else y.astype(object), target)
+    X, names, target = data.X, data.names, data.target
+    codes_all, labels, train, test = _split(data, config)
     K = len(labels)
-    train = np.arange(len(codes_all))
-    test = None
-    if config.holdout:
-        train, test = holdout_split(codes_all, config.holdout, config.seed)
+    check_rows(len(codes_all), X.shape[1] + config.intercept)
     codes = codes_all[train]
     Xt = X[train] if test is not None else X
     if len(np.unique(codes)) < K:
@@ -191,7 +244,7 @@ def fit(
         weights = len(codes) / (K * counts[codes])
     n_params = (Xt.shape[1] + config.intercept) * (K - 1 if (K > 2 or config.multiclass) else 1)
     method = _choose(config, n_params)
-    feature_names = list(names) if names is not None else [f"x{j + 1}" for j in range(X.shape[1])]
+    feature_names = list(names)
     problem = _Problem(Xt, codes, K, config, weights, standardize=method != "newton")
     labels_full = (["intercept"] if config.intercept else []) + feature_names
     if not problem.softmax and config.l2 == 0:
@@ -226,9 +279,6 @@ def fit(
     metrics["log_likelihood"] = float(
         np.sum(np.log(np.clip(P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0)))
     )
-    k = B.size
-    metrics["aic"] = -2 * metrics["log_likelihood"] + 2 * k
-    metrics["bic"] = -2 * metrics["log_likelihood"] + np.log(len(codes)) * k
     if test is not None:
         P_test = _probabilities(X[test], B, config.intercept, problem.softmax)
         metrics["holdout"] = classification_metrics(codes_all[test], P_test, labels, decide(P_test))
@@ -239,17 +289,7 @@ def fit(
             "iterations). Raise --max-iter (Newton, L-BFGS) or --epochs (descent), or "
             "loosen --tol."
         )
-    params = {
-        "classes": labels,
-        "softmax": problem.softmax,
-        "threshold": config.threshold,
-        "intercept": (B[0].tolist() if problem.softmax else float(B[0, 0]))
-        if config.intercept
-        else None,
-        "coef": (B[1:] if config.intercept else B).tolist()
-        if problem.softmax
-        else (B[1:, 0] if config.intercept else B[:, 0]).tolist(),
-    }
+    params = Params(labels, problem.softmax, config.threshold, B, config.intercept)
     info = {
         "method": method,
         "classes": [str(c) for c in labels],
@@ -264,15 +304,28 @@ def fit(
         info["holdout"] = config.holdout
         info["seed"] = config.seed
     return FitResult(
-        "logreg",
         params,
-        table,
-        metrics,
-        convergence,
-        warnings,
-        info,
-        _parameter_names(labels_full, labels, problem.softmax),
+        n_parameters=B.size,
+        n_obs=len(codes),
+        tables={
+            "coefficients": Table(_parameter_names(labels_full, labels, problem.softmax), table)
+        },
+        metrics=metrics,
+        convergence=convergence,
+        warnings=warnings,
+        info=info,
+        internals={"codes": codes_all, "train": train, "test": test},
     )
+
+
+def _split(data: ModelData, config: Config):
+    """Class codes of every row, the sorted labels, and the training and held-out rows."""
+    y = np.asarray(data.y)
+    codes, labels = encode_labels(y if y.dtype.kind in "fiu" else y.astype(object), data.target)
+    train, test = np.arange(len(codes)), None
+    if config.holdout:
+        train, test = holdout_split(codes, config.holdout, config.seed)
+    return codes, labels, train, test
 
 
 def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]:
@@ -337,7 +390,7 @@ def _check_separation(problem, opt, P, codes, config, target):
 
 def _probabilities(X, B, intercept, softmax) -> np.ndarray:
     """(n, K) class probabilities from original-scale coefficients B: (p[+1], K-1)."""
-    eta = X @ B[1:] + B[0] if intercept else X @ B
+    eta = rowwise_matmul(X, B[1:]) + B[0] if intercept else rowwise_matmul(X, B)
     if softmax:
         return Categorical(B.shape[1] + 1).probabilities(np.column_stack([np.zeros(len(X)), eta]))
     p1 = sigmoid(eta[:, 0])
@@ -353,36 +406,26 @@ def _decider(config: Config, softmax: bool):
     return decide
 
 
-def _params_matrix(params: dict):
-    softmax = params["softmax"]
-    coef = np.asarray(params["coef"], dtype=float)
-    B = coef if softmax else coef[:, None]
-    if params.get("intercept") is not None:
-        B = np.vstack([np.atleast_1d(np.asarray(params["intercept"], dtype=float)), B])
-    return B, params.get("intercept") is not None, softmax
-
-
-def predict_proba(params: dict, X) -> np.ndarray:
-    """(n, K) class probabilities, columns in the order of params['classes']."""
-    B, intercept, softmax = _params_matrix(params)
-    return _probabilities(np.asarray(X, dtype=float), B, intercept, softmax)
-
-
-def predict(params: dict, X, threshold: float | None = None) -> np.ndarray:
-    """(n,) predicted class labels; threshold applies to binary models (P(second class))."""
-    P = predict_proba(params, X)
-    classes = np.array(params["classes"], dtype=object)
-    if P.shape[1] == 2 and not params["softmax"]:
-        cut = params.get("threshold", 0.5) if threshold is None else threshold
-        return classes[(P[:, 1] >= cut).astype(np.int64)]
-    return classes[np.argmax(P, axis=1)]
-
-
-def predict_columns(params: dict, X, proba: bool = False, threshold: float | None = None) -> dict:
-    """Columns for `mlfit predict`: the label, and p_<class> per class with --proba."""
-    out = {"prediction": predict(params, X, threshold)}
+def predict(
+    params: Params, data: ModelData, proba: bool = False, threshold: float | None = None
+) -> dict[str, np.ndarray]:
+    """The predicted label, and with proba a column p_<class> per class."""
+    P = params.proba(data.X)
+    out = {"prediction": params.labels(P, threshold)}
     if proba:
-        P = predict_proba(params, X)
-        for k, label in enumerate(params["classes"]):
+        for k, label in enumerate(params.classes):
             out[f"p_{label}"] = P[:, k]
+    return out
+
+
+def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:
+    """Labels and probabilities of the training (and held-out) rows among `rows`."""
+    codes, train, test = (result.internals[k] for k in ("codes", "train", "test"))
+    out = {"classes": [str(c) for c in result.params.classes]}
+    for key, part in (("train", train), ("holdout", test)):
+        if part is None:
+            continue
+        if rows is not None:
+            part = np.intersect1d(part, rows)
+        out[key] = (codes[part], result.params.proba(data.X[part]))
     return out

@@ -18,11 +18,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
 from mlfit.errors import DataError, FitError
-from mlfit.numerics import add_intercept, linear_predict
-from mlfit.result import FitResult, ProgressFn, no_progress
+from mlfit.numerics import add_intercept
+from mlfit.params import read_choice
+from mlfit.solvers.family import FAMILIES
 from mlfit.solvers.family import family as get_family
-from mlfit.solvers.optimize import SingularInformation, cholesky, inverse_diagonal, newton
+from mlfit.solvers.linear import LinearParams, check_rows
+from mlfit.solvers.optimize import (
+    SingularInformation,
+    cholesky,
+    inverse,
+    inverse_diagonal,
+    newton,
+)
 from mlfit.solvers.separation import (
     ColumnSummary,
     separating_column,
@@ -47,29 +56,40 @@ class Config:
     intercept: bool = True
 
 
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
+class Params(LinearParams):
+    family: str = "gaussian"
+    link: str = "identity"
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "link": self.link, **super().to_dict()}
+
+    @classmethod
+    def read_fields(cls, d: dict, n_columns: int) -> dict:
+        name = read_choice(d, "family", sorted(FAMILIES))
+        link = read_choice(d, "link", [get_family(name).link])
+        return {**super().read_fields(d, n_columns), "family": name, "link": link}
+
+    def mean(self, X, offset=None) -> np.ndarray:
+        """The fitted mean response: the inverse link of the linear predictor (+ offset)."""
+        eta = self.linear_predictor(X)
+        return get_family(self.family).mean(eta if offset is None else eta + offset)
+
+
 class _Blocks:
     """Re-iterable (A, y, offset, weights) blocks: A has the intercept column when asked."""
 
-    def __init__(self, chunks: Iterable, intercept: bool):
+    def __init__(self, chunks: Iterable[ModelData], intercept: bool):
         self._chunks = chunks
         self._intercept = intercept
 
     def __iter__(self):
         for chunk in self._chunks:
-            X, y, *rest = chunk
-            A = add_intercept(X) if self._intercept else np.asarray(X, dtype=float)
-            y = np.asarray(y, dtype=float)
-            offset = (
-                np.asarray(rest[0], dtype=float)
-                if rest and rest[0] is not None
-                else np.zeros(len(y))
-            )
-            weights = (
-                np.asarray(rest[1], dtype=float)
-                if len(rest) > 1 and rest[1] is not None
-                else np.ones(len(y))
-            )
-            yield A, y, offset, weights
+            A = add_intercept(chunk.X) if self._intercept else chunk.X
+            y = np.asarray(chunk.y, dtype=float)
+            offset = chunk.extra("offset")
+            offset = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=float)
+            yield A, y, offset, np.ones(len(y))
 
 
 def _summed(fam, blocks, pen):
@@ -90,29 +110,19 @@ def _summed(fam, blocks, pen):
 
 
 def fit(
-    X,
-    y,
-    config: Config = Config(),
-    on_progress: ProgressFn = no_progress,
-    X_lo=None,
-    names=None,
-    offset=None,
-    weights=None,
-    target: str = "y",
+    data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """X: (n, p) without intercept; y: (n,); offset, weights: (n,) or None."""
-    blocks = list(_Blocks([(X, y, offset, weights)], config.intercept))
-    return _fit(blocks, config, on_progress, names, target, in_memory=True)
+    """data.X: (n, p) without intercept; data.y: (n,); data.extra("offset"): (n,) or None."""
+    blocks = list(_Blocks([data], config.intercept))
+    return _fit(blocks, config, on_progress, data.names, data.target, in_memory=True)
 
 
 def fit_chunks(
-    chunks: Iterable,
-    config: Config = Config(),
-    on_progress: ProgressFn = no_progress,
-    names=None,
-    target: str = "y",
+    chunks: Iterable[ModelData], config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """chunks: re-iterable of (X, y) or (X, y, offset); one pass over them per iteration."""
+    """chunks: re-iterable; one pass over them per iteration."""
+    first = next(iter(chunks), None)
+    names, target = (first.names, first.target) if first is not None else (None, "y")
     return _fit(
         _Blocks(chunks, config.intercept), config, on_progress, names, target, in_memory=False
     )
@@ -168,7 +178,7 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
     if config.l2 == 0:
         _check_boundary(fam, blocks, final, opt, target, in_memory)
     null_ll, null_dev = _null_model(fam, blocks, stats, config)
-    result = _glm_result(fam, opt, final, stats["n"], p, null_ll, null_dev, config)
+    result = _glm_result(fam, opt, final, stats["n"], labels, null_ll, null_dev, config)
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
 
@@ -213,8 +223,7 @@ def _scan(fam, blocks, target) -> dict:
         y_min, y_max = min(y_min, float(y.min())), max(y_max, float(y.max()))
     if n == 0:
         raise DataError("No data rows to fit.")
-    if n < p:
-        raise DataError(f"Only {n} rows for {p} parameters; use fewer features.")
+    check_rows(n, p)
     if fam.name == "bernoulli" and y_min == y_max:
         raise DataError(
             f"Target '{target}' has a single class ({y_min:g}); a logistic model "
@@ -312,7 +321,8 @@ def _gaussian_loglik(dev: float, n: int) -> float:
     return -0.5 * n * (math.log(2.0 * math.pi * dev / n) + 1.0)
 
 
-def _glm_result(fam, opt, final, n, p, null_ll, null_dev, config) -> FitResult:
+def _glm_result(fam, opt, final, n, labels, null_ll, null_dev, config) -> FitResult:
+    p = len(labels)
     dev = final["deviance"]
     df_resid = n - p
     if fam.estimates_dispersion:  # Gaussian: sigma^2 estimated, counted as a parameter
@@ -321,8 +331,8 @@ def _glm_result(fam, opt, final, n, p, null_ll, null_dev, config) -> FitResult:
     else:
         dispersion, loglik, k = 1.0, final["loglik"], p
     table = {"estimate": opt.beta.copy()}
+    L, d = cholesky(opt.info)
     if config.l2 == 0:
-        L, d = cholesky(opt.info)
         se = np.sqrt(dispersion * inverse_diagonal(L, d))
         table["std_error"] = se
         table.update(
@@ -334,8 +344,6 @@ def _glm_result(fam, opt, final, n, p, null_ll, null_dev, config) -> FitResult:
         "df_residual": df_resid,
         "df_null": n - (1 if config.intercept else 0),
         "log_likelihood": loglik,
-        "aic": -2.0 * loglik + 2.0 * k,
-        "bic": -2.0 * loglik + math.log(n) * k,
         "pseudo_r_squared": 1.0 - loglik / null_ll if null_ll != 0 else math.nan,
         "dispersion": dispersion,
         "n": n,
@@ -347,21 +355,51 @@ def _glm_result(fam, opt, final, n, p, null_ll, null_dev, config) -> FitResult:
             f"(relative deviance change {opt.last_change:.3g}). Increase --max-iter."
         )
     coef = opt.beta
-    params = {
-        "family": fam.name,
-        "link": fam.link,
-        "intercept": float(coef[0]) if config.intercept else None,
-        "coef": (coef[1:] if config.intercept else coef).tolist(),
-    }
+    params = Params(
+        intercept=float(coef[0]) if config.intercept else None,
+        coef=coef[1:] if config.intercept else coef,
+        family=fam.name,
+        link=fam.link,
+    )
     info = {"method": "newton", "family": fam.name, "link": fam.link}
     if config.l2 > 0:
         info["l2"] = config.l2
-    return FitResult("newton", params, table, metrics, opt.convergence("newton"), warnings, info)
+    # (A'WA)^-1 for leverage in the diagnostic plots (p x p; the information is X'WX).
+    unscaled_cov = inverse(L, d)
+    return FitResult(
+        params,
+        n_parameters=k,
+        n_obs=n,
+        tables={"coefficients": Table(labels, table)},
+        metrics=metrics,
+        convergence=opt.convergence("newton"),
+        warnings=warnings,
+        info=info,
+        internals={"unscaled_cov": unscaled_cov},
+    )
 
 
-def predict(params: dict, X, offset=None) -> np.ndarray:
-    """Fitted mean response: the inverse link of intercept + X @ coef (+ offset)."""
-    eta = linear_predict(params, X)
-    if offset is not None:
-        eta = eta + offset
-    return get_family(params["family"]).mean(eta)
+def predict(params: Params, data: ModelData) -> dict[str, np.ndarray]:
+    return {"prediction": params.mean(data.X, data.extra("offset"))}
+
+
+def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:
+    """R's plot(glm) panels for the given rows (all when None), from the full fit."""
+    from mlfit.diagnostics import glm_diagnostics
+
+    params = result.params
+    X, y, offset = data.X, data.y, data.extra("offset")
+    if rows is not None:
+        X, y = X[rows], y[rows]
+        offset = None if offset is None else offset[rows]
+    A = add_intercept(X) if params.intercept is not None else X
+    eta = params.linear_predictor(X) + (0.0 if offset is None else offset)
+    diagnostics = glm_diagnostics(
+        A,
+        y,
+        eta,
+        get_family(params.family),
+        result.internals["unscaled_cov"],
+        result.metrics["dispersion"],
+    )
+    return {"diagnostics": diagnostics, "glm": True}

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
 from mlfit.errors import DataError, FitError
 from mlfit.numerics import (
     accurate_residual,
     accurate_rmatvec,
     add_intercept,
     back_substitute,
-    linear_predict,
     power_of_two_scale,
 )
-from mlfit.result import FitResult, ProgressFn, Step, no_progress
+from mlfit.params import read_index_list
+from mlfit.solvers.family import Gaussian
+from mlfit.solvers.linear import LinearParams, check_rows
 from mlfit.stats import f_sf, t_table
 
 EPS = np.finfo(float).eps
@@ -44,6 +46,22 @@ class Config:
     l2: float = 0.0  # ridge penalty lambda * ||coef||^2 on the original scale; intercept free
     rank_tol: float = 1e-11  # a column is aliased when |R_jj| < rank_tol * its norm
     refine: bool | None = None  # None: refine when the problem is small enough to be cheap
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
+class Params(LinearParams):
+    aliased: tuple[int, ...] = ()  # design columns (intercept first) with no estimate: coef 0
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "aliased": list(self.aliased)}
+
+    @classmethod
+    def read_fields(cls, d: dict, n_columns: int) -> dict:
+        width = n_columns + (0 if d.get("intercept") is None else 1)
+        return {
+            **super().read_fields(d, n_columns),
+            "aliased": tuple(read_index_list(d, "aliased", width)),
+        }
 
 
 def _design(X, X_lo, intercept):
@@ -111,57 +129,54 @@ def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
 
 
 def fit(
-    X, y, config: Config = Config(), on_progress: ProgressFn = no_progress, X_lo=None, names=None
+    data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """X: (n, p) float64 design without the intercept column; y: (n,).
-
-    X_lo: optional (n, p) low parts of X (products kept in double-double by mlfit.design).
-    names: the p column names, used in warnings.
-    """
+    """data.X: (n, p) design without the intercept column; data.y: (n,); data.X_lo, when
+    given, the low parts of products kept in double-double (used by the refinement)."""
     start = time.perf_counter()
-    X = np.asarray(X, dtype=float)
-    X = X[:, None] if X.ndim == 1 else X
-    y = np.asarray(y, dtype=float)
+    X, X_lo = data.X, data.X_lo
+    y = np.asarray(data.y, dtype=float)
     n, p = len(y), X.shape[1] + (1 if config.intercept else 0)
     # Row blocks that fit in cache: the same TSQR as a chunked fit, and no n x p copy of X.
     block = max(p + 1, BLOCK_BYTES // (8 * (p + 1)))
-    R_aug, moments = _accumulate(
-        ((X[i : i + block], y[i : i + block]) for i in range(0, n, block)), config.intercept
-    )
+    blocks = (ModelData(X[i : i + block], y[i : i + block]) for i in range(0, n, block))
+    R_aug, moments, _ = _accumulate(blocks, config.intercept)
     refine = config.refine if config.refine is not None else n * p <= REFINE_MAX_CELLS
     in_memory = None
     if refine and config.l2 == 0:
         A, A_lo = _design(X, X_lo, config.intercept)
         in_memory = (A, A_lo, y)
-    result = _solve(R_aug, moments, config, in_memory, names)
+    result = _solve(R_aug, moments, config, in_memory, data.names)
     on_progress(Step(1, 1, result.metrics["rss"]))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
 
 
 def fit_chunks(
-    chunks: Iterable, config: Config = Config(), on_progress: ProgressFn = no_progress, names=None
+    chunks: Iterable[ModelData], config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """One pass over (X, y) chunks, memory bounded by the chunk: accumulate R of [X | y]."""
-    R_aug, moments = _accumulate(chunks, config.intercept, on_progress)
+    """One pass over the chunks, memory bounded by the chunk: accumulate R of [X | y]."""
+    R_aug, moments, names = _accumulate(chunks, config.intercept, on_progress)
     return _solve(R_aug, moments, config, None, names)
 
 
-def _accumulate(chunks: Iterable, intercept: bool, on_progress: ProgressFn = no_progress):
+def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_progress):
     """R of [1 X y] over all chunks (TSQR: stack the running R on each chunk, refactorise),
-    and the moments of y."""
+    the moments of y, and the design's column names."""
     R_aug = None
     moments = _YMoments()
     rows = 0
-    for i, (X, y) in enumerate(chunks, start=1):
-        y = np.asarray(y, dtype=float)
-        R_aug = _qr_r(_augmented(X, y, intercept, R_aug))
+    names = None
+    for i, chunk in enumerate(chunks, start=1):
+        y = np.asarray(chunk.y, dtype=float)
+        R_aug = _qr_r(_augmented(chunk.X, y, intercept, R_aug))
         moments.add(y)
         rows += len(y)
+        names = chunk.names
         on_progress(Step(i, 0, float(rows)))
     if R_aug is None:
         raise DataError("No data rows to fit.")
-    return R_aug, moments
+    return R_aug, moments, names
 
 
 def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
@@ -174,11 +189,7 @@ def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
 def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, names) -> FitResult:
     n = moments.n
     p = R_aug.shape[1] - 1
-    if n < p:
-        raise DataError(
-            f"Only {n} usable rows for {p} parameters: least squares needs at least as "
-            "many rows as parameters. Use fewer features or a lower --poly."
-        )
+    check_rows(n, p)
     R_aug = np.triu(R_aug[: p + 1]) if R_aug.shape[0] >= p + 1 else R_aug
     aliased = _aliased_columns(R_aug[:, :p], config.rank_tol)
     if config.l2 > 0:  # ridge: the penalty rows make every column estimable
@@ -212,13 +223,16 @@ def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, nam
     if config.l2 > 0:
         fitted_rss = _ridge_rss(R_aug, keep, coef, p)
         rss = fitted_rss
-    result = _statistics(
-        coef, diag_s / scale**2, rss, moments, aliased, keep, p, cond, config, method
+    labels = (["intercept"] if config.intercept else []) + (
+        list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)]
     )
+    result = _statistics(
+        coef, diag_s / scale**2, rss, moments, aliased, keep, labels, cond, config, method
+    )
+    # (X'X)^-1 of the estimable columns, for leverage in the diagnostic plots: k x k, cheap.
+    result.internals["unscaled_cov"] = (Rinv @ Rinv.T) / np.outer(scale, scale)
+    result.internals["keep"] = keep
     if aliased.any():
-        labels = (["intercept"] if config.intercept else []) + (
-            list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)]
-        )
         listed = ", ".join(f"'{labels[j]}'" for j in np.flatnonzero(aliased))
         result.warnings.insert(
             0,
@@ -282,8 +296,9 @@ def _refine(A, A_lo, y, coef, diag, max_iter: int = 30):
     return x, r, new_diag
 
 
-def _statistics(coef, var_unit, rss, moments, aliased, keep, p, cond, config, method) -> FitResult:
+def _statistics(coef, var_unit, rss, moments, aliased, keep, labels, cond, config, method):
     n = moments.n
+    p = len(labels)
     k = len(keep)
     df_resid = n - k
     has_int = config.intercept
@@ -326,11 +341,8 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, p, cond, config, me
         f = ((tss - rss) / df_model) / sigma2
         metrics["f_statistic"] = f
         metrics["f_p_value"] = f_sf(f, df_model, df_resid)
-    if rss > 0:
-        loglik = -0.5 * n * (math.log(2 * math.pi) + math.log(rss / n) + 1.0)
-        metrics["log_likelihood"] = loglik
-        metrics["aic"] = -2 * loglik + 2 * (k + 1)  # R counts sigma as a parameter
-        metrics["bic"] = -2 * loglik + math.log(n) * (k + 1)
+    if rss > 0:  # AIC and BIC follow from n_parameters (R counts sigma as a parameter)
+        metrics["log_likelihood"] = -0.5 * n * (math.log(2 * math.pi) + math.log(rss / n) + 1.0)
     metrics["condition_number"] = cond
     if cond * EPS > 10.0**-WARN_DIGITS:
         digits = max(0.0, -math.log10(cond * EPS))
@@ -340,17 +352,46 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, p, cond, config, me
             f"coefficients in their {digits:.0f}th significant digit. Centre or rescale "
             "features, or lower --poly."
         )
+    if aliased.any():
+        table["aliased"] = aliased
     coef_full = np.where(aliased, 0.0, np.nan_to_num(estimate))
-    intercept = float(coef_full[0]) if has_int else None
-    params = {
-        "intercept": intercept,
-        "coef": coef_full[1:].tolist() if has_int else coef_full.tolist(),
-        "aliased": np.flatnonzero(aliased).tolist(),
-    }
+    params = Params(
+        intercept=float(coef_full[0]) if has_int else None,
+        coef=coef_full[1:] if has_int else coef_full,
+        aliased=tuple(np.flatnonzero(aliased).tolist()),
+    )
     info = {"method": method, "aliased_index": np.flatnonzero(aliased).tolist()}
     if config.l2 > 0:
         info["l2"] = config.l2
-    return FitResult("normal-eq", params, table, metrics, None, warnings, info)
+    return FitResult(
+        params,
+        n_parameters=k + 1,
+        n_obs=n,
+        tables={"coefficients": Table(labels, table)},
+        metrics=metrics,
+        warnings=warnings,
+        info=info,
+    )
 
 
-predict = linear_predict
+def predict(params: Params, data: ModelData) -> dict[str, np.ndarray]:
+    return {"prediction": params.linear_predictor(data.X)}
+
+
+def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:
+    """R's plot(lm) panels for the given rows (all when None), from the full fit."""
+    from mlfit.diagnostics import glm_diagnostics
+
+    X, y = (data.X, data.y) if rows is None else (data.X[rows], data.y[rows])
+    A = add_intercept(X) if result.params.intercept is not None else X
+    eta = result.params.linear_predictor(X)
+    sigma = result.metrics["sigma"]
+    diagnostics = glm_diagnostics(
+        A[:, result.internals["keep"]],
+        y,
+        eta,
+        Gaussian(),
+        result.internals["unscaled_cov"],
+        sigma * sigma,
+    )
+    return {"diagnostics": diagnostics, "glm": False}

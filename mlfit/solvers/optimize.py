@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlfit.contract import ProgressFn, Step, no_progress
 from mlfit.errors import FitError
-from mlfit.result import ProgressFn, Step, no_progress
 
 #: objective(beta) -> (log-likelihood, gradient, information matrix)
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
@@ -88,6 +88,12 @@ def inverse_diagonal(L: np.ndarray, d: np.ndarray) -> np.ndarray:
     """diag(info^-1) as squared column norms of L^-1, scaled back."""
     Linv = np.linalg.inv(L)
     return np.einsum("ij,ij->j", Linv, Linv) / d**2
+
+
+def inverse(L: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """info^-1 = D^-1 L^-T L^-1 D^-1 from the factor of cholesky() (for leverage, not solves)."""
+    Linv = np.linalg.inv(L)
+    return (Linv.T @ Linv) / np.outer(d, d)
 
 
 def _not_worse(new_ll: float, ll: float) -> bool:
