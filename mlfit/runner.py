@@ -224,6 +224,8 @@ def _plot(path: str, job: _Job, fitted: _Fitted, kinds: tuple[str, ...]) -> None
     figure = {"history": history}
     if any(k != "loss" for k in kinds):
         figure.update(job.module.plot_data(fitted.result, data, rows))
+        # 1-based numbers of the plotted rows among those fitted, to label extreme points
+        figure["rows"] = (np.arange(data.n_rows) if sample is None else sample) + 1
     note = None
     if sample is not None:
         note = f"{len(sample):,} of {n:,} rows, sampled at random (seed {seed})"
