@@ -23,6 +23,9 @@ import numpy as np
 from mlfit.errors import DataError
 from mlfit.numerics import dd_times
 
+#: A text column with more distinct values than this is probably an identifier.
+MAX_LEVELS = 1000
+
 
 @dataclass
 class Design:
@@ -178,7 +181,7 @@ def build_design(
         elif levels is None and columns[f].dtype == object:
             found[f] = sorted({v for v in columns[f] if v is not None})
     for f, lv in found.items():
-        if len(lv) > 1000:
+        if len(lv) > MAX_LEVELS:
             raise DataError(
                 f"Column '{f}' in {source} is text with {len(lv)} distinct values; it "
                 f"looks like an identifier. Leave it out with --drop {f}."

@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from mlfit.cli import cli
-from mlfit.data import ChunkStream, Selection, load_dataset, read_table, resolve_columns
+from mlfit.data import ChunkStream, Selection, load_dataset, resolve_columns
 from mlfit.errors import DataError
 
 FIT = ["normal-eq", "-y", "price", "--drop", "id", "--json", "--quiet"]
@@ -469,15 +469,17 @@ def test_parquet_inf_names_the_row(runner, assert_error, tmp_path):
     assert_error(runner.invoke(cli, ["normal-eq", str(path)]), 3, "column 'b'", "infinite", "row 3")
 
 
-def test_read_table_names_a_missing_column_and_its_role(write_csv):
+def test_a_missing_column_is_named_with_its_role(write_csv):
+    sel = Selection(features=("a", "c"), target_kind="none", roles={"c": "the model's feature"})
     with pytest.raises(DataError, match=r"Column 'c' \(the model's feature\) not found"):
-        read_table(write_csv(OK), columns=["a", "c"], roles={"c": "the model's feature"})
+        load_dataset(write_csv(OK), sel)
 
 
-def test_read_table_keeps_text_columns_as_written(write_csv):
-    table = read_table(write_csv("id,a\n007,1\n010,2\n"), columns=["a"], text=("id",))
-    assert table.raw.column("id").to_pylist() == ["007", "010"]
-    np.testing.assert_array_equal(table.columns["a"], [1.0, 2.0])
+def test_passthrough_columns_keep_text_as_written(write_csv):
+    sel = Selection(features=("a",), target_kind="none", passthrough=("id",))
+    dataset = load_dataset(write_csv("id,a\n007,1\n010,2\n"), sel)
+    assert dataset.passthrough["id"] == ["007", "010"]
+    np.testing.assert_array_equal(dataset.columns["a"], [1.0, 2.0])
 
 
 def test_chunk_stream_counts_rows_across_chunks(write_csv):

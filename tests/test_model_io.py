@@ -313,3 +313,19 @@ def test_atomic_write_success(tmp_path):
         f.write("after")
     assert path.read_text() == "after"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_a_bug_in_a_solver_is_not_called_a_damaged_file(
+    runner, model_path, houses_csv, monkeypatch
+):
+    """Parameters are checked when the file is loaded, so an exception inside predict is a bug
+    (exit 1, 'internal error'), never 'damaged model file' (exit 4)."""
+    from mlfit.solvers import normal_eq
+
+    def broken(params, data):
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(normal_eq, "predict", broken)
+    result = predict(runner, model_path, houses_csv)
+    assert result.exit_code == 1
+    assert "internal error" in result.stderr and "damaged" not in result.stderr

@@ -14,22 +14,18 @@ from mlfit.data.stream import (
     ChunkStream,
     should_stream,
 )
-from mlfit.data.table import Table, read_table
-from mlfit.data.validate import MAX_LEVELS, Dataset, is_number, load_dataset
+from mlfit.data.validate import Dataset, is_number, load_dataset
 
 __all__ = [
     "AUTO_CHUNK_BYTES",
     "DEFAULT_CHUNK_ROWS",
     "MAX_CHUNK_BYTES",
-    "MAX_LEVELS",
     "STREAM_BLOCK_BYTES",
     "ChunkStream",
     "Dataset",
     "Selection",
-    "Table",
     "is_number",
     "load_dataset",
-    "read_table",
     "resolve_columns",
     "should_stream",
     "unknown_column_message",

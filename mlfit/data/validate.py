@@ -12,9 +12,6 @@ from mlfit.data.selection import Selection, _check_header, _Columns, _resolve
 from mlfit.data.sources import _Source
 from mlfit.errors import DataError
 
-#: Not used by the loader; kept because it was public.
-MAX_LEVELS = 1000
-
 
 @dataclass
 class Dataset:
