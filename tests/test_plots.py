@@ -4,6 +4,7 @@ guard; the seeded row sample."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -30,6 +31,9 @@ KINDS = [
     ["calibration"],
     ["diagnostics", "loss"],
     ["roc", "calibration", "loss"],
+    ["bic"],
+    ["clusters"],
+    ["bic", "clusters", "loss"],
 ]
 
 
@@ -50,6 +54,39 @@ def _classifier(rng, n: int, K: int) -> tuple[np.ndarray, np.ndarray]:
     return codes, P / P.sum(axis=1, keepdims=True)
 
 
+def _bic() -> dict:
+    return {
+        "ks": [1, 2, 3, 4, 5],
+        "types": ["full", "diag", "spherical", "tied"],
+        "values": [
+            [500.0, 420.0, 380.0, 390.0, 400.0],
+            [520.0, 450.0, None, 410.0, 415.0],
+            [530.0, 470.0, 440.0, 430.0, 435.0],
+            [None, None, None, None, None],
+        ],
+        "chosen": [3, "full"],
+    }
+
+
+def _mixture(rng, n: int, K: int) -> dict:
+    """n rows from K Gaussian components on two axes, as the gmm command passes them."""
+    means = rng.normal(scale=5.0, size=(K, 2))
+    A = rng.normal(size=(K, 2, 2))
+    covariances = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(2)
+    weights = rng.dirichlet(np.ones(K))
+    labels = rng.choice(K, size=n, p=weights)
+    z = rng.normal(size=(n, 2))
+    points = means[labels] + np.einsum("nij,nj->ni", np.linalg.cholesky(covariances)[labels], z)
+    return {
+        "points": points,
+        "labels": labels,
+        "means": means,
+        "covariances": covariances,
+        "weights": weights,
+        "axis_labels": ["PC1 (43% of variance)", "PC2 (21%)"],
+    }
+
+
 @pytest.fixture
 def data(rng) -> dict:
     history = list(2.0 * np.exp(-np.arange(25) / 3.0) + 1e-3)
@@ -62,6 +99,8 @@ def data(rng) -> dict:
         "classes": ["no", "yes"],
         "train": _classifier(rng, N, 2),
         "holdout": _classifier(rng, 15, 2),
+        "bic": _bic(),
+        "clusters": _mixture(rng, N, 3),
     }
 
 
@@ -94,7 +133,9 @@ def test_each_kind_and_combination_in_each_format(tmp_path, data, kinds, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["svg", "pdf"])
-@pytest.mark.parametrize("kinds", [["diagnostics", "loss"], ["roc", "calibration", "loss"]])
+@pytest.mark.parametrize(
+    "kinds", [["diagnostics", "loss"], ["roc", "calibration", "loss"], ["bic", "clusters", "loss"]]
+)
 def test_the_same_call_gives_the_same_bytes(tmp_path, data, kinds, fmt):
     first, second = tmp_path / f"1.{fmt}", tmp_path / f"2.{fmt}"
     plots.draw(str(first), kinds, data, "title", note="a note")
@@ -163,6 +204,101 @@ def test_degenerate_data_still_gives_a_figure_without_warnings(tmp_path, rng, ca
     plots.draw(str(path), ["diagnostics", "loss", "roc", "calibration"], tiny, "t")
     check_image(path, "png")
     assert capsys.readouterr().err == ""
+
+
+def test_degenerate_mixtures_still_give_a_figure_without_warnings(tmp_path, rng, capsys):
+    clusters = _mixture(rng, 30, 6)
+    covariances = clusters["covariances"]
+    covariances[0] = 0.0  # collapsed onto one point
+    covariances[1] = [[1.0, 2.0], [2.0, 4.0]]  # singular: the component lies on a line
+    covariances[2] = [[1.0, 1.0], [1.0, 1.0 - 1e-17]]  # rounding makes an eigenvalue negative
+    covariances[3] = np.nan  # a component that failed
+    covariances[4] = 1e-300 * np.eye(2)
+    clusters["means"][3] = np.nan
+    clusters["labels"][clusters["labels"] == 5] = 4  # a component without rows
+    clusters["points"][0] = np.nan
+    del clusters["axis_labels"]
+    # one k: one point per type, one of them not fitted, the chosen one marked
+    bic = {"ks": [2], "types": ["full", "diag"], "values": [[10.0], [None]], "chosen": [2, "full"]}
+    for fmt in ("png", "svg", "pdf"):
+        path = tmp_path / f"degenerate.{fmt}"
+        plots.draw(str(path), ["bic", "clusters"], {"bic": bic, "clusters": clusters}, "t")
+        check_image(path, fmt)
+    one = {"means": np.zeros((1, 2)), "covariances": np.eye(2)[None], "weights": np.ones(1)}
+    cases = [
+        # nothing fitted, nothing chosen; no rows at all
+        (
+            {"ks": [1, 2], "types": ["full"], "values": [[None, None]], "chosen": None},
+            {**one, "points": np.empty((0, 2)), "labels": np.empty(0, dtype=int)},
+        ),
+        # the same BIC everywhere; one row
+        (
+            {
+                "ks": [1, 2, 3],
+                "types": ["full"],
+                "values": [[5.0, 5.0, 5.0]],
+                "chosen": [3, "full"],
+            },
+            {**one, "points": np.zeros((1, 2)), "labels": np.zeros(1, dtype=int)},
+        ),
+        # the chosen model was not fitted, or is not among those drawn; identical rows
+        (
+            {"ks": [1, 2], "types": ["full"], "values": [[math.inf, 3.0]], "chosen": [1, "full"]},
+            {**one, "points": np.ones((3, 2)), "labels": np.zeros(3, dtype=int)},
+        ),
+        (
+            {"ks": [1, 2], "types": ["full"], "values": [[4.0, 3.0]], "chosen": [5, "tied"]},
+            {**one, "points": np.ones((3, 2)), "labels": np.zeros(3, dtype=int)},
+        ),
+    ]
+    path = tmp_path / "degenerate.pdf"
+    for bic, clusters in cases:
+        data = {"bic": bic, "clusters": clusters, "history": [1.0]}
+        plots.draw(str(path), ["bic", "clusters", "loss"], data, "t")
+        check_image(path, "pdf")
+    assert capsys.readouterr().err == ""
+
+
+def test_many_components_and_many_points(tmp_path, rng):
+    # 25 components outrun tab20; 2,500 points are an embedded image in SVG, not 2,500 paths
+    path = tmp_path / "many.svg"
+    plots.draw(str(path), ["clusters"], {"clusters": _mixture(rng, 2500, 25)}, "t")
+    check_image(path, "svg")
+    root = ET.fromstring(path.read_bytes())
+    assert root.find(".//{http://www.w3.org/2000/svg}image") is not None
+    assert path.stat().st_size < 1_000_000
+
+
+def test_component_colours_do_not_run_out():
+    from matplotlib import colormaps
+
+    np.testing.assert_array_equal(plots._component_colours(3), colormaps["tab10"](range(3)))
+    twenty = plots._component_colours(20)
+    np.testing.assert_array_equal(twenty[:10], colormaps["tab10"](range(10)))  # tab20, strong
+    assert len({tuple(c) for c in twenty}) == 20
+    assert len({tuple(c) for c in plots._component_colours(60)}) == 60
+    assert len(plots._component_colours(100)) == 100
+
+
+def test_ellipse_axes_follow_the_covariance():
+    width, height, angle = plots._ellipse(np.diag([4.0, 1.0]), 2.0)
+    assert (width, height) == pytest.approx((8.0, 4.0))
+    assert angle % 180.0 == pytest.approx(0.0, abs=1e-9)
+    theta = np.radians(30.0)
+    R = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    width, height, angle = plots._ellipse(R @ np.diag([9.0, 0.25]) @ R.T, 1.0)
+    assert (width, height) == pytest.approx((6.0, 1.0))
+    assert angle % 180.0 == pytest.approx(30.0)
+    width, height, _ = plots._ellipse(np.array([[1.0, 2.0], [2.0, 4.0]]), 1.0)  # singular
+    assert width == pytest.approx(2.0 * np.sqrt(5.0)) and height == pytest.approx(0.0, abs=1e-7)
+    assert plots._ellipse(np.zeros((2, 2)), 1.0) is None
+    assert plots._ellipse(np.full((2, 2), np.nan), 1.0) is None
+
+
+def test_every_kind_a_model_can_declare_is_drawn():
+    from mlfit.solvers import PLOT_KINDS
+
+    assert set(PLOT_KINDS) <= set(plots._PANELS)
 
 
 def test_leverage_one_rows_are_skipped(tmp_path, rng):
