@@ -201,7 +201,11 @@ def sparkline(values: list, width: int = 40) -> str:
 
 
 def _cell(value) -> str:
+    """A table cell: numbers to 5 digits, vectors compactly, matrices by their shape (the JSON
+    has every value)."""
     if isinstance(value, list):
+        if value and isinstance(value[0], list):
+            return f"{len(value)}×{len(value[0])} matrix"
         shown = ", ".join(fmt(v, 4) for v in value[:6])
         return f"[{shown}{', ...' if len(value) > 6 else ''}]"
     return fmt(value, 5)
@@ -299,9 +303,11 @@ def render(summary: dict, console=None) -> None:
     if conv:
         console.print()
         state = "[green]converged[/green]" if conv["converged"] else "[red]did not converge[/red]"
+        gradient = conv.get("gradient_norm")
         console.print(
             f"{state} after {conv['iterations']:,} iterations: final loss "
-            f"{fmt(conv.get('final_loss'), 10)}, gradient norm {fmt(conv.get('gradient_norm'), 3)}"
+            f"{fmt(conv.get('final_loss'), 10)}"
+            + (f", gradient norm {fmt(gradient, 3)}" if gradient is not None else "")
         )
         line = sparkline(conv.get("history") or [])
         if line:

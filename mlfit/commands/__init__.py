@@ -18,8 +18,17 @@ def _names(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def data_options_with(target_help: str):
+    """DATA, --target/-y (described by target_help), --features/-x, --drop, --na."""
+    return lambda f: _data_options(f, target_help)
+
+
 def data_options(f):
     """DATA, --target/-y, --features/-x, --drop, --na."""
+    return _data_options(f, "Target column (default: the last).")
+
+
+def _data_options(f, target_help: str):
     f = click.option(
         "--na",
         type=click.Choice(["error", "drop"]),
@@ -34,7 +43,7 @@ def data_options(f):
         metavar="A,B",
         help="Feature columns (default: all but the target and --drop).",
     )(f)
-    f = click.option("--target", "-y", metavar="COL", help="Target column (default: the last).")(f)
+    f = click.option("--target", "-y", metavar="COL", help=target_help)(f)
     return click.argument("data", metavar="DATA")(f)
 
 

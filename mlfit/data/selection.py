@@ -11,7 +11,7 @@ from mlfit.data.parse_errors import _stray_word_message
 from mlfit.errors import DataError
 
 NA_CHOICES = ("error", "drop", "required")  # required: a command with no --na (predict)
-TARGET_KINDS = ("numeric", "label", "none")
+TARGET_KINDS = ("numeric", "label", "none", "optional")  # optional: labels only if --target
 FEATURE_KINDS = ("numeric", "text")
 
 
@@ -20,7 +20,8 @@ class Selection:
     """Everything a command says about its columns, so fit and predict share one validator.
 
     target: None means the last column, unless target_kind is "none" (a model without a
-    target, e.g. a mixture).  features: None means every column that is not the target, dropped,
+    target) or "optional" (a model that fits no target but reports against labels when given
+    one, e.g. a mixture).  features: None means every column that is not the target, dropped,
     an extra or passed through.  extras: role -> column, e.g. {"offset": "log_exposure"}:
     numeric, validated like features, never a feature.  kinds: column -> "numeric" | "text", the
     kind a feature must have (predict passes the fitted model's).  roles: column -> what it is
@@ -146,7 +147,10 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
     for name in asked:
         if name not in names:
             raise DataError(unknown_column_message(name, names, src, roles.get(name)))
-    target = None if sel.target_kind == "none" else sel.target or names[-1]
+    if sel.target_kind == "none" or (sel.target_kind == "optional" and sel.target is None):
+        target = None
+    else:
+        target = sel.target or names[-1]
     if target is not None and target in sel.drop:
         raise DataError(
             f"Column '{target}' is the target and cannot be dropped; choose another "

@@ -12,10 +12,11 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-#: What a model's target is: numbers (regression), class labels, or none (density models).
-TARGET_KINDS = ("numeric", "label", "none")
+#: What a model's target is: numbers (regression), class labels, none (density models), or
+#: optional (labels given with --target are not fitted, only compared with the model's output).
+TARGET_KINDS = ("numeric", "label", "none", "optional")
 #: The figures `--plot` can draw; a model lists the ones that make sense for it.
-PLOT_KINDS = ("diagnostics", "loss", "roc", "calibration")
+PLOT_KINDS = ("diagnostics", "loss", "roc", "calibration", "bic", "clusters")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,16 @@ class PredictOption:
 
 
 PROBA = PredictOption(
-    "proba", "Classifiers: add a column p_<class> with each class's probability.", is_flag=True
+    "proba",
+    "Classifiers and mixtures: add a column p_<class> (p_<component>) with each one's "
+    "probability.",
+    is_flag=True,
+)
+SCORE = PredictOption("score", "Density models: add a column log_density.", is_flag=True)
+OUTLIERS = PredictOption(
+    "outliers",
+    "Density models: add a column outlier, true where the row's log-density is below this "
+    "quantile of the training rows' (e.g. 0.01).",
 )
 THRESHOLD = PredictOption(
     "threshold",
@@ -80,6 +90,14 @@ SOLVERS: dict[str, ModelSpec] = {
             target="label",
             predict_options=(PROBA, THRESHOLD),
             plots=("roc", "calibration", "loss"),
+        ),
+        ModelSpec(
+            "gmm",
+            "Gaussian mixtures by EM; components and covariance chosen by BIC.",
+            target="optional",
+            predict_options=(PROBA, SCORE, OUTLIERS),
+            sum_over_rows=True,
+            plots=("bic", "clusters", "loss"),
         ),
     )
 }

@@ -1,0 +1,252 @@
+"""EM for Gaussian mixtures, as sums over row blocks: one pass per iteration, any data size.
+
+Each pass computes, for the current parameters, the log-density of every row under every
+component through Cholesky factors (never an inverse), the responsibilities by log-sum-exp,
+and per component the count, the first moment and the scatter about the component's current
+mean (shifting by the current mean keeps the scatter free of cancellation).  The M step turns
+those sums into new weights, means and covariances.  The blocks may be views of an array in
+memory or chunks streamed from a file: the answer is the same.
+
+Covariance types, as in scikit-learn and mclust: full (k, d, d), diag (k, d), spherical (k,),
+tied (d, d).  Every covariance gets `reg` (a vector of d per-feature amounts) added to its
+diagonal, so no component can collapse to a singular one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
+class Mixture:
+    """Weights (k,), means (k, d) and covariances in the shape of their type."""
+
+    covariance_type: str
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+    @property
+    def k(self) -> int:
+        return len(self.weights)
+
+    @property
+    def d(self) -> int:
+        return self.means.shape[1]
+
+    def full_covariances(self) -> np.ndarray:
+        """(k, d, d) whatever the type."""
+        k, d = self.k, self.d
+        c = self.covariances
+        if self.covariance_type == "full":
+            return c
+        if self.covariance_type == "tied":
+            return np.broadcast_to(c, (k, d, d)).copy()
+        diag = c if self.covariance_type == "diag" else np.repeat(c[:, None], d, axis=1)
+        return np.stack([np.diag(v) for v in diag])
+
+    def n_parameters(self) -> int:
+        k, d = self.k, self.d
+        cov = {
+            "full": k * d * (d + 1) // 2,
+            "diag": k * d,
+            "spherical": k,
+            "tied": d * (d + 1) // 2,
+        }[self.covariance_type]
+        return (k - 1) + k * d + cov
+
+
+class Densities:
+    """log(weight_j) + log N(x | mean_j, cov_j) for rows of x, from the Cholesky factors."""
+
+    def __init__(self, mix: Mixture):
+        self.mix = mix
+        kind, c = mix.covariance_type, mix.covariances
+        d = mix.d
+        with np.errstate(divide="ignore"):
+            log_w = np.log(mix.weights)
+        if kind in ("full", "tied"):
+            chols = np.linalg.cholesky(c if kind == "full" else c[None])  # raises if singular
+            inv_t = np.linalg.inv(chols).transpose(0, 2, 1)  # L^-T, triangular: exact enough
+            # (x - mu) L^-T for every component in one GEMM: x @ [W_1 ... W_k] - mu_j W_j
+            self._W = np.concatenate(list(inv_t), axis=1)
+            ks = mix.k if kind == "full" else 1
+            self._b = np.concatenate(
+                [mix.means[j] @ inv_t[j if kind == "full" else 0] for j in range(mix.k)]
+            )
+            self._tied = kind == "tied"
+            log_det = 2.0 * np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
+            log_det = np.broadcast_to(log_det, (mix.k,)) if ks == 1 else log_det
+        else:
+            var = c if kind == "diag" else np.repeat(c[:, None], d, axis=1)
+            self._prec = 1.0 / var  # (k, d)
+            log_det = np.log(var).sum(axis=1)
+        self._const = log_w - 0.5 * (d * LOG_2PI + log_det)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """(n, k) weighted log-densities of the rows of X (n, d)."""
+        mix = self.mix
+        n, k, d = X.shape[0], mix.k, mix.d
+        if mix.covariance_type in ("full", "tied"):
+            if self._tied:
+                Y = X @ self._W  # (n, d)
+                Z = Y[:, None, :] - self._b.reshape(k, d)[None]
+            else:
+                Z = (X @ self._W - self._b).reshape(n, k, d)
+            maha = np.einsum("nkd,nkd->nk", Z, Z)
+        else:
+            maha = np.empty((n, k))
+            for j in range(k):
+                diff = X - mix.means[j]
+                maha[:, j] = (diff * diff) @ self._prec[j]
+        return self._const - 0.5 * maha
+
+
+def log_sum_exp(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row log-sum-exp (n,), responsibilities (n, k)) of a matrix of log terms."""
+    top = L.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    E = np.exp(L - top)
+    total = E.sum(axis=1, keepdims=True)
+    return (np.log(total) + top)[:, 0], E / total
+
+
+@dataclass
+class Sums:
+    """Per-component sums of one pass: counts, first moments and scatter about `centre`."""
+
+    n: int
+    loglik: float
+    counts: np.ndarray  # (k,)
+    first: np.ndarray  # (k, d): sum r (x - centre_j)
+    scatter: np.ndarray  # (k, d, d) or (k, d): sum r (x - centre_j)(x - centre_j)'
+
+    def add(self, other: Sums) -> None:
+        self.n += other.n
+        self.loglik += other.loglik
+        self.counts += other.counts
+        self.first += other.first
+        self.scatter += other.scatter
+
+
+def block_sums(X: np.ndarray, dens: Densities, centre: np.ndarray, full: bool) -> Sums:
+    """The sums of one block of rows under the current parameters."""
+    log_p, R = log_sum_exp(dens(X))
+    k, d = centre.shape
+    counts = R.sum(axis=0)
+    first = R.T @ X - counts[:, None] * centre
+    scatter = np.empty((k, d, d) if full else (k, d))
+    for j in range(k):
+        diff = X - centre[j]
+        if full:
+            weighted = diff * R[:, j, None]
+            scatter[j] = weighted.T @ diff
+        else:
+            scatter[j] = R[:, j] @ (diff * diff)
+    return Sums(X.shape[0], float(log_p.sum()), counts, first, scatter)
+
+
+def m_step(mix: Mixture, s: Sums, reg: np.ndarray) -> Mixture:
+    """New parameters from the sums (about mix.means); `reg` (d,) added to every diagonal."""
+    kind = mix.covariance_type
+    counts = np.maximum(s.counts, 10 * np.finfo(float).tiny)
+    delta = s.first / counts[:, None]
+    means = mix.means + delta
+    if kind in ("full", "tied"):
+        cov = s.scatter / counts[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        if kind == "tied":
+            cov = np.tensordot(counts / counts.sum(), cov, axes=1)
+            cov = 0.5 * (cov + cov.T) + np.diag(reg)
+        else:
+            cov = 0.5 * (cov + cov.transpose(0, 2, 1)) + np.diag(reg)[None]
+    else:
+        var = s.scatter / counts[:, None] - delta * delta
+        var = np.maximum(var, 0.0) + reg[None]
+        cov = var if kind == "diag" else var.mean(axis=1)
+    return Mixture(kind, s.counts / s.counts.sum(), means, cov)
+
+
+def one_pass(blocks: Iterable[np.ndarray], mix: Mixture) -> Sums:
+    """Sums over every block at the current parameters (its loglik is that of `mix`)."""
+    dens = Densities(mix)
+    full = mix.covariance_type in ("full", "tied")
+    total = None
+    for X in blocks:
+        part = block_sums(X, dens, mix.means, full)
+        if total is None:
+            total = part
+        else:
+            total.add(part)
+    return total
+
+
+@dataclass
+class EMOutcome:
+    mix: Mixture
+    loglik: float  # total log-likelihood at mix
+    iterations: int
+    converged: bool
+    history: list[float]  # mean log-likelihood per row before each M step, then at the end
+    reseeded: int  # components that emptied and were re-seeded
+    counts: np.ndarray  # expected rows per component at mix
+
+
+def em(
+    blocks: Iterable[np.ndarray],
+    mix: Mixture,
+    reg: np.ndarray,
+    max_iter: int,
+    tol: float,
+    min_count: float = 0.0,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> EMOutcome:
+    """Iterate until the mean log-likelihood per row changes by less than tol.
+
+    A component whose expected count falls below min_count (or empties) is re-seeded by
+    splitting the largest component, and counted in `reseeded`; the likelihood may then drop
+    once, so convergence is judged only on iterations without a re-seed.
+    """
+    history: list[float] = []
+    reseeded = 0
+    converged = False
+    iterations = 0
+    s = one_pass(blocks, mix)
+    for iterations in range(1, max_iter + 1):
+        history.append(s.loglik / s.n)
+        new = m_step(mix, s, reg)
+        small = np.flatnonzero(s.counts < max(min_count, 1e-8 * s.n))
+        if len(small):
+            new = _reseed(new, small)
+            reseeded += len(small)
+        mix = new
+        s = one_pass(blocks, mix)
+        if on_iteration is not None:
+            on_iteration(iterations, s.loglik / s.n)
+        if not len(small) and abs(s.loglik / s.n - history[-1]) < tol:
+            converged = True
+            break
+    history.append(s.loglik / s.n)
+    return EMOutcome(mix, s.loglik, iterations, converged, history, reseeded, s.counts)
+
+
+def _reseed(mix: Mixture, small: np.ndarray) -> Mixture:
+    """Restart emptied components by splitting the largest one along its main axis."""
+    weights, means = mix.weights.copy(), mix.means.copy()
+    cov = mix.covariances.copy()
+    full = mix.full_covariances()
+    for j in small:
+        big = int(np.argmax(weights))
+        vals, vecs = np.linalg.eigh(full[big])
+        step = vecs[:, -1] * math.sqrt(max(vals[-1], 0.0))
+        means[j], means[big] = means[big] + step, means[big] - step
+        weights[j] = weights[big] = weights[big] / 2.0
+        if mix.covariance_type != "tied":
+            cov[j] = cov[big]
+    return replace(mix, weights=weights / weights.sum(), means=means, covariances=cov)
