@@ -11,17 +11,24 @@ from typing import IO, Any
 from mlfit.errors import MlfitError
 
 
+def check_writable(path: str) -> str:
+    """The directory `path` would be written in; an error now, before any work, when the
+    directory is missing or `path` is a directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise MlfitError(f"Cannot write '{path}': directory '{directory}' does not exist.")
+    if os.path.isdir(path):
+        raise MlfitError(f"Cannot write '{path}': it is a directory. Give a file name.")
+    return directory
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, binary: bool = False) -> Iterator[IO[Any]]:
     """Write to a temporary file beside `path`, then rename it over `path` on success.
 
     Text (UTF-8, newlines as written) unless `binary`, for images and other bytes.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise MlfitError(f"Cannot write '{path}': directory '{directory}' does not exist.")
-    if os.path.isdir(path):
-        raise MlfitError(f"Cannot write '{path}': it is a directory. Give a file name.")
+    directory = check_writable(path)
     try:
         fd, tmp = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"

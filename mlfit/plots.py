@@ -56,9 +56,10 @@ def require_matplotlib() -> None:
         raise UsageError("--plot needs matplotlib: pip install 'mlfit[plot]'") from None
 
 
-def sample_rows(n: int, seed: int, limit: int = SAMPLE_ROWS) -> np.ndarray | None:
-    """Sorted indices of `limit` of `n` rows drawn without replacement, or None when n <= limit
-    (plot every row). The same (n, seed, limit) always gives the same rows."""
+def sample_rows(n: int, seed: int, limit: int | None = None) -> np.ndarray | None:
+    """Sorted indices of `limit` (default SAMPLE_ROWS) of `n` rows drawn without replacement,
+    or None when n <= limit (plot every row). The same (n, seed, limit) gives the same rows."""
+    limit = SAMPLE_ROWS if limit is None else limit
     if n <= limit:
         return None
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))

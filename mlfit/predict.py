@@ -16,7 +16,7 @@ import numpy as np
 from mlfit.contract import ModelData, json_safe
 from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Selection
 from mlfit.errors import UsageError
-from mlfit.files import atomic_write
+from mlfit.files import atomic_write, check_writable
 from mlfit.model_io import SavedModel, read_model
 from mlfit.solvers import solver
 
@@ -36,6 +36,8 @@ def predict_file(
     does not declare is a usage error.
     """
     saved = read_model(model_path)
+    if output:
+        check_writable(output)
     options = options or {}
     _check_options(saved, options, model_path)
     stream = ChunkStream(

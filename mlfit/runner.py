@@ -18,6 +18,7 @@ from mlfit.contract import FitResult, ModelData
 from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Selection, load_dataset, should_stream
 from mlfit.design import Design, build_design
 from mlfit.errors import NotConvergedError
+from mlfit.files import check_writable
 from mlfit.model_io import save_model
 from mlfit.report import progress, render, to_json, warn
 from mlfit.solvers import SOLVERS, solver
@@ -54,7 +55,10 @@ def run_fit(
     undeclared = sorted(set(extras) - set(spec.extra_columns))
     if undeclared:  # a command passing a role its model does not declare is a bug
         raise TypeError(f"{model} declares no extra column {', '.join(undeclared)}")
-    if out.plot:  # before any reading or fitting: a missing extra must not cost a fit
+    for path in (out.save, out.plot):  # before any reading or fitting: a bad path or a
+        if path:  # missing extra must not cost a fit
+            check_writable(path)
+    if out.plot:
         from mlfit import plots
 
         plots.plot_format(out.plot)

@@ -291,3 +291,16 @@ def test_sparkline_wide_positive_range_is_log_scale():
     assert sparkline(narrow) == "█▄▂▁▁▁"
     # a wide range through zero cannot be log scale
     assert sparkline([1000.0, 0.0, -1.0]) == "█▁▁"
+
+
+@pytest.mark.parametrize("option", ["--plot", "--save"])
+def test_an_unwritable_output_stops_before_fitting(
+    runner, assert_error, houses_csv, tmp_path, option, monkeypatch
+):
+    """A missing directory is found before any data is read, so a big fit is not wasted."""
+    from mlfit.solvers import normal_eq
+
+    monkeypatch.setattr(normal_eq, "fit", lambda *a, **k: pytest.fail("fitted"))
+    target = tmp_path / "missing" / ("x.png" if option == "--plot" else "m.json")
+    result = runner.invoke(cli, ["normal-eq", houses_csv, "-y", "price", option, str(target)])
+    assert_error(result, 1, "does not exist")

@@ -186,6 +186,12 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     start_time = time.perf_counter()
     n, centre, var, names = _moments(chunks)
     d = len(centre)
+    missing = [a for a in config.plot_axes or () if a not in names]
+    if missing:  # checked before fitting, not when the plot is drawn
+        raise DataError(
+            f"--plot-axes: no feature named {', '.join(repr(m) for m in missing)}; "
+            f"features: {', '.join(names)}."
+        )
     warnings = []
     constant = [names[j] for j in range(d) if var[j] == 0]
     if constant:
@@ -386,7 +392,10 @@ def _final_pass(result, chunks, centre, scale, mix_scaled, sample) -> None:
         labels = sorted(counts, key=str)
         result.tables["crosstab"] = Table(
             [str(lb) for lb in labels],
-            {f"component {j + 1}": [int(counts[lb][j]) for lb in labels] for j in range(mix_scaled.k)},
+            {
+                f"component {j + 1}": [int(counts[lb][j]) for lb in labels]
+                for j in range(mix_scaled.k)
+            },
         )
         result.metrics["adjusted_rand_index"] = adjusted_rand_index(
             np.array([counts[lb] for lb in labels])
@@ -442,12 +451,6 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
     names = result.internals["names"]
     axes = result.internals["plot_axes"]
     if axes:
-        missing = [a for a in axes if a not in names]
-        if missing:
-            raise DataError(
-                f"--plot-axes: no feature named {', '.join(repr(m) for m in missing)}; "
-                f"features: {', '.join(names)}."
-            )
         P = np.zeros((X.shape[1], 2))
         P[names.index(axes[0]), 0] = P[names.index(axes[1]), 1] = 1.0
         labels = list(axes)

@@ -22,6 +22,8 @@ import numpy as np
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 LOG_2PI = math.log(2.0 * math.pi)
+#: Re-seeds of collapsing components allowed in one EM run before it is left to converge.
+MAX_RESEEDS = 3
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
@@ -210,8 +212,9 @@ def em(
     """Iterate until the mean log-likelihood per row changes by less than tol.
 
     A component whose expected count falls below min_count (or empties) is re-seeded by
-    splitting the largest component, and counted in `reseeded`; the likelihood may then drop
-    once, so convergence is judged only on iterations without a re-seed.
+    splitting the largest component, at most MAX_RESEEDS times a run, and counted in
+    `reseeded`; the likelihood may drop at a re-seed, so convergence is judged only on
+    iterations without one.  The caller rejects an outcome still below min_count.
     """
     history: list[float] = []
     reseeded = 0
@@ -222,6 +225,8 @@ def em(
         history.append(s.loglik / s.n)
         new = m_step(mix, s, reg)
         small = np.flatnonzero(s.counts < max(min_count, 1e-8 * s.n))
+        if reseeded + len(small) > MAX_RESEEDS:
+            small = small[:0]
         if len(small):
             new = _reseed(new, small)
             reseeded += len(small)
