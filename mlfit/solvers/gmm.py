@@ -258,7 +258,7 @@ def _best_start(blocks, sample, k, kind, reg, config, rng, min_count, tick):
         X0 = sample[: mixture_init.WARD_ROWS] if s == 0 else sample
         mix = mixture_init.from_labels(X0, labels, k, kind, reg)
         try:
-            out = em(blocks, mix, reg, config.max_iter, config.tol, min_count, tick)
+            out = em(blocks, mix, reg, config.max_iter, config.tol, min_count, tick, True)
         except np.linalg.LinAlgError:
             continue  # a covariance lost definiteness: not a usable maximum
         if np.min(out.counts) < min_count:  # a spurious maximum on a handful of rows
