@@ -576,7 +576,7 @@ def _clusters(axes, data: dict) -> None:
                 color=colour,
                 marker="o",
                 markersize=4,
-                label=f"component {j} (weight {weight})",
+                label=f"component {j + 1} (weight {weight})",
             )
         )
     x_label, y_label = (list(c.get("axis_labels") or []) + ["axis 1", "axis 2"])[:2]

@@ -261,11 +261,25 @@ def _best_start(blocks, sample, k, kind, reg, config, rng, min_count, tick):
             out = em(blocks, mix, reg, config.max_iter, config.tol, min_count, tick, True)
         except np.linalg.LinAlgError:
             continue  # a covariance lost definiteness: not a usable maximum
-        if np.min(out.counts) < min_count:  # a spurious maximum on a handful of rows
-            continue
+        if np.min(out.counts) < min_count or _collapsed(out.mix, reg):
+            continue  # a spurious maximum: a handful of rows, or a spike on repeated values
         if best is None or out.loglik > best.loglik:
             best = out
     return best
+
+
+def _collapsed(mix: Mixture, reg: np.ndarray) -> bool:
+    """Whether some component's variance, in some direction, is mostly the regularisation:
+    it has collapsed onto a point or a line (repeated values), where the likelihood is
+    unbounded and only --reg-covar holds it; mclust calls such a model singular."""
+    root = np.sqrt(reg)
+    if mix.covariance_type in ("full", "tied"):
+        cov = mix.covariances if mix.covariance_type == "full" else mix.covariances[None]
+        whitened = cov / root[None, :, None] / root[None, None, :]
+        return bool(np.min(np.linalg.eigvalsh(whitened)) < 2.0)
+    if mix.covariance_type == "diag":
+        return bool(np.min(mix.covariances / reg[None]) < 2.0)
+    return bool(np.min(mix.covariances) < 2.0 * reg.mean())
 
 
 def _to_original(mix: Mixture, centre: np.ndarray, scale: np.ndarray) -> Mixture:
