@@ -209,7 +209,9 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     init_rows = np.sort(rng.choice(n, size=min(n, INIT_ROWS), replace=False))
     sample = _sample(blocks, init_rows)
     distinct = len(np.unique(sample, axis=0)) if len(init_rows) == n else None
-    fits, table, skipped = {}, {}, []
+    # Ward's clustering is quadratic: a random part of the sample (which is in file order)
+    ward = sample[np.sort(rng.permutation(len(sample))[: mixture_init.WARD_ROWS])]
+    fits, table, skipped, discarded = {}, {}, [], []
     combos = [(k, kind) for kind in config.covariance for k in config.k]
     for i, (k, kind) in enumerate(combos, start=1):
         n_params = Mixture(kind, np.ones(k), np.zeros((k, d)), np.zeros(1)).n_parameters()
@@ -225,7 +227,11 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         def tick(iteration, mean_ll, _i=i):
             on_progress(Step(_i, len(combos), -mean_ll))
 
-        best = _best_start(blocks, sample, k, kind, reg, config, rng, _min_count(kind, d), tick)
+        best, rejected = _best_start(
+            blocks, sample, ward, k, kind, reg, config, rng, _min_count(kind, d), tick
+        )
+        if rejected:
+            discarded.append(f"k={k} {kind} ({rejected} of {config.n_init + 1})")
         if best is None:
             skipped.append(f"k={k} {kind} (every start degenerate)")
             continue
@@ -240,6 +246,13 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         )
     if skipped:
         warnings.append("Not fitted: " + "; ".join(skipped) + ".")
+    if discarded:
+        warnings.append(
+            "Starts discarded as degenerate (a component on too few rows, or collapsed onto "
+            "repeated values so that only --reg-covar bounds its likelihood): "
+            + "; ".join(discarded)
+            + "."
+        )
     bic = {key: -2.0 * ll + math.log(n) * p for key, (ll, p) in table.items()}
     chosen = min(bic, key=bic.get)
     outcome = fits[chosen]
@@ -249,23 +262,25 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     return result
 
 
-def _best_start(blocks, sample, k, kind, reg, config, rng, min_count, tick):
-    """EM from every start; the non-degenerate outcome with the highest log-likelihood."""
-    starts = [mixture_init.ward_labels(sample[: mixture_init.WARD_ROWS], k)]
-    starts += [mixture_init.kmeans_labels(sample, k, rng) for _ in range(config.n_init)]
-    best = None
-    for s, labels in enumerate(starts):
-        X0 = sample[: mixture_init.WARD_ROWS] if s == 0 else sample
+def _best_start(blocks, sample, ward, k, kind, reg, config, rng, min_count, tick):
+    """EM from every start: the non-degenerate outcome with the highest log-likelihood, and
+    how many starts ended degenerate."""
+    starts = [(ward, mixture_init.ward_labels(ward, k))]
+    starts += [(sample, mixture_init.kmeans_labels(sample, k, rng)) for _ in range(config.n_init)]
+    best, rejected = None, 0
+    for X0, labels in starts:
         mix = mixture_init.from_labels(X0, labels, k, kind, reg)
         try:
             out = em(blocks, mix, reg, config.max_iter, config.tol, min_count, tick, True)
-        except np.linalg.LinAlgError:
-            continue  # a covariance lost definiteness: not a usable maximum
+        except np.linalg.LinAlgError:  # a covariance lost definiteness: no usable maximum
+            rejected += 1
+            continue
         if np.min(out.counts) < min_count or _collapsed(out.mix, reg):
-            continue  # a spurious maximum: a handful of rows, or a spike on repeated values
+            rejected += 1  # a spurious maximum: a handful of rows, or a spike on ties
+            continue
         if best is None or out.loglik > best.loglik:
             best = out
-    return best
+    return best, rejected
 
 
 def _collapsed(mix: Mixture, reg: np.ndarray) -> bool:
