@@ -63,7 +63,9 @@ def run_fit(
 
         plots.plot_format(out.plot)
         plots.require_matplotlib()
-    sel = replace(sel, target_kind=spec.target, extras=extras)
+    sel = replace(
+        sel, target_kind=spec.target, extras=extras, numeric_features=not spec.text_features
+    )
     job = _Job(model, solver(model), config, poly, not out.quiet)
     if spec.sum_over_rows and should_stream(data, chunk_rows):
         stream = ChunkStream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)

@@ -27,12 +27,14 @@ def tiny_table(spec, rng) -> tuple[str, list[str]]:
     """CSV text for the model and the command-line arguments that select its columns."""
     x1, x2 = rng.normal(size=N).round(3), rng.normal(size=N).round(3)
     g = np.array(["a", "b", "c"])[np.arange(N) % 3]
-    columns = {"x1": x1, "x2": x2, "g": g}
+    columns = {"x1": x1, "x2": x2, "g": g} if spec.text_features else {"x1": x1, "x2": x2}
     args = []
     for role in spec.extra_columns:
         columns[f"{role}_col"] = rng.uniform(-0.5, 0.5, N).round(3)
         args += [f"--{role.replace('_', '-')}", f"{role}_col"]
     eta = 0.8 * x1 - 0.5 * x2 + (g == "b")
+    if spec.target == "optional":  # two clusters, so that a mixture has something to find
+        columns["x1"] = np.where(np.arange(N) % 2 == 0, x1, x1 + 6.0).round(3)
     if spec.target == "numeric":
         columns["y"] = (1.0 + eta + rng.normal(0, 0.3, N)).round(3)
         args += ["-y", "y"]
@@ -158,6 +160,18 @@ def test_plot_is_written(runner, case):
     result = fit(runner, spec, path, args, "-q", "--plot", str(out))
     assert result.exit_code == 0, result.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_text_features_only_where_the_model_takes_them(runner, case, assert_error):
+    spec, path, args, tmp = case
+    if spec.text_features:
+        pytest.skip("takes text features")
+    text = Path(path).read_text().splitlines()
+    with_text = [text[0] + ",g", *(f"{line},{'ab'[i % 2]}" for i, line in enumerate(text[1:]))]
+    other = tmp / "with_text.csv"
+    other.write_text("\n".join(with_text) + "\n")
+    result = fit(runner, spec, str(other), args)
+    assert_error(result, 3, "'g'", "must be numeric", spec.name)
 
 
 # --------------------------------------------------------------------------- saving and predicting

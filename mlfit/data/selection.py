@@ -39,6 +39,7 @@ class Selection:
     kinds: Mapping[str, str] = field(default_factory=dict, hash=False)
     roles: Mapping[str, str] = field(default_factory=dict, hash=False)
     passthrough: tuple[str, ...] = ()
+    numeric_features: bool = False  # every feature must be numbers (a model without one-hot)
 
     def __post_init__(self):
         # Wrong values here are programming errors, not user errors: ValueError, not DataError.
@@ -185,7 +186,7 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
         features,
         dict(sel.extras),
         tuple(sel.passthrough),
-        sel.kinds,
+        {**{f: "numeric" for f in features}, **sel.kinds} if sel.numeric_features else sel.kinds,
         roles,
         sel.na,
     )

@@ -30,8 +30,7 @@ class PredictOption:
 
 PROBA = PredictOption(
     "proba",
-    "Classifiers and mixtures: add a column p_<class> (p_<component>) with each one's "
-    "probability.",
+    "Classifiers and mixtures: add a column p_<class> (p_<component>) with each one's probability.",
     is_flag=True,
 )
 SCORE = PredictOption("score", "Density models: add a column log_density.", is_flag=True)
@@ -58,6 +57,7 @@ class ModelSpec:
     predict_options: tuple[PredictOption, ...] = ()
     sum_over_rows: bool = False  # the fit is a sum over rows: it has fit_chunks (out of core)
     plots: tuple[str, ...] = ()  # kinds from PLOT_KINDS
+    text_features: bool = True  # text columns are one-hot encoded; False: numbers only
 
 
 SOLVERS: dict[str, ModelSpec] = {
@@ -98,6 +98,7 @@ SOLVERS: dict[str, ModelSpec] = {
             predict_options=(PROBA, SCORE, OUTLIERS),
             sum_over_rows=True,
             plots=("bic", "clusters", "loss"),
+            text_features=False,  # 0/1 columns give singular Gaussian components
         ),
     )
 }
