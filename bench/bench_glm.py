@@ -16,8 +16,8 @@ the coefficients give each linear predictor a moderate spread, so there is no se
 For each workload, on the same data and in one run:
 
 1. fit only, in this process on the same numpy arrays, median of 3 (the fits take turns, so
-   a burst of other work hits all of them): `mlfit.solvers.logreg.fit(X, y, Config())` or
-   `mlfit.solvers.newton.fit(X, y, Config(family="poisson"))` versus scikit-learn
+   a burst of other work hits all of them): `mlfit.solvers.logreg.fit(ModelData(X, y), Config())` or
+   `mlfit.solvers.newton.fit(ModelData(X, y), Config(family="poisson"))` versus scikit-learn
    (LogisticRegression lbfgs and newton-cholesky, PoissonRegressor newton-cholesky and lbfgs;
    C=inf / alpha=0, tol 1e-10), statsmodels (GLM, MNLogit; skipped after one fit if that
    takes over a minute), and the pipeline's estimator with scikit-learn's defaults. For each:
@@ -260,11 +260,13 @@ def competitors(workload: Workload):
     import sklearn.linear_model as lm
     import statsmodels.api as sm
 
+    from mlfit.contract import ModelData
     from mlfit.solvers import logreg, newton
 
     def mlfit_params(res):
-        B = np.asarray(res.params["coef"], dtype=float)
-        return res.params["intercept"], B.reshape(len(B), -1), res.convergence["iterations"]
+        d = res.params.to_dict()  # the model file's layout, the same for logreg and newton
+        B = np.asarray(d["coef"], dtype=float)
+        return d["intercept"], B.reshape(len(B), -1), res.convergence["iterations"]
 
     def sk_params(m):
         coef = m.coef_.T if m.coef_.ndim == 2 else m.coef_[:, None]
@@ -299,7 +301,7 @@ def competitors(workload: Workload):
     )
     if workload.classes == 2:
         return [
-            ("mlfit logreg", lambda X, y: logreg.fit(X, y, logreg.Config()), mlfit_params),
+            ("mlfit logreg", lambda X, y: logreg.fit(ModelData(X, y), logreg.Config()), mlfit_params),
             ("sklearn lbfgs", log_reg("lbfgs"), sk_params),
             ("sklearn newton-cholesky", log_reg("newton-cholesky"), sk_params),
             defaults,
@@ -311,7 +313,7 @@ def competitors(workload: Workload):
         ]
     if workload.classes > 2:
         return [
-            ("mlfit logreg", lambda X, y: logreg.fit(X, y, logreg.Config()), mlfit_params),
+            ("mlfit logreg", lambda X, y: logreg.fit(ModelData(X, y), logreg.Config()), mlfit_params),
             ("sklearn lbfgs", log_reg("lbfgs"), sk_params),
             defaults,
             (
@@ -331,7 +333,7 @@ def competitors(workload: Workload):
     return [
         (
             "mlfit newton poisson",
-            lambda X, y: newton.fit(X, y, newton.Config(family="poisson")),
+            lambda X, y: newton.fit(ModelData(X, y), newton.Config(family="poisson")),
             mlfit_params,
         ),
         ("sklearn newton-cholesky", poisson("newton-cholesky"), sk_params),

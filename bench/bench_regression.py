@@ -201,6 +201,7 @@ def fit_only(path: Path, repeat: int = 5) -> dict:
     import sklearn.linear_model
     import statsmodels.api as sm
 
+    from mlfit.contract import ModelData
     from mlfit.solvers import normal_eq
 
     frame = pd.read_csv(path)
@@ -208,15 +209,15 @@ def fit_only(path: Path, repeat: int = 5) -> dict:
     X = np.ascontiguousarray(frame.to_numpy(dtype=float))
     X1 = sm.add_constant(X)
 
-    res = normal_eq.fit(X, y, normal_eq.Config())
+    res = normal_eq.fit(ModelData(X, y), normal_eq.Config())
     sk = sklearn.linear_model.LinearRegression().fit(X, y)
     ols = sm.OLS(y, X1).fit()
-    b_mlfit = np.array([res.params["intercept"], *res.params["coef"]])
+    b_mlfit = np.array([res.params.intercept, *res.params.coef])
     b_sklearn = np.array([sk.intercept_, *sk.coef_])
 
     t = median_times(
         {
-            "mlfit": lambda: normal_eq.fit(X, y, normal_eq.Config()),
+            "mlfit": lambda: normal_eq.fit(ModelData(X, y), normal_eq.Config()),
             "sklearn": lambda: sklearn.linear_model.LinearRegression().fit(X, y),
             "statsmodels": lambda: sm.OLS(y, X1).fit(),
         },

@@ -54,15 +54,18 @@ class Design:
         names.extend(_monomial_name(m, numeric) for m in self.monomials)
         return names
 
-    def transform(self, columns: dict[str, np.ndarray], source: str = "the data"):
+    def transform(self, columns: dict[str, np.ndarray], source: str = "the data", first_row=0):
         """Build the matrix. Returns (hi, lo): float64 (n, p) each, Fortran-ordered (filled a
-        column at a time, the layout LAPACK wants); lo is None without products."""
+        column at a time, the layout LAPACK wants); lo is None without products.
+
+        first_row: rows of the file before these (a chunk), so messages name the file's row.
+        """
         n = len(next(iter(columns.values())))
         blocks = []
         for f in self.features:
             values = columns[f]
             if f in self.levels:
-                blocks.append(self._one_hot(f, values, source))
+                blocks.append(self._one_hot(f, values, source, first_row))
             else:
                 blocks.append(np.asarray(values, dtype=float))
         numeric = [np.asarray(columns[f], dtype=float) for f in self.numeric_features]
@@ -83,15 +86,19 @@ class Design:
             j += 1
         return hi, lo
 
-    def _one_hot(self, f: str, values: np.ndarray, source: str) -> np.ndarray:
+    def _one_hot(self, f: str, values: np.ndarray, source: str, first_row: int) -> np.ndarray:
         levels = self.levels[f]
+        if values.dtype != object:  # text when fitted ('1', '2', 'G'), numbers here (Parquet)
+            by_value = {float(lv): lv for lv in reversed(levels) if _is_number(lv)}
+            values = np.array([by_value.get(float(v), f"{v:g}") for v in values], dtype=object)
         index = {lv: i for i, lv in enumerate(levels)}
         codes = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
             shown = ", ".join(levels[:10]) + (", ..." if len(levels) > 10 else "")
             raise DataError(
-                f"Column '{f}' in {source} has value '{values[row]}' at row {row + 1}, "
+                f"Column '{f}' in {source} has value '{values[row]}' at row "
+                f"{first_row + row + 1}, "
                 f"which the model never saw (levels: {shown}). Map it to a known level "
                 "or refit with data that contains it."
             )
@@ -137,6 +144,14 @@ class Design:
         ):
             raise ValueError("bad polynomial terms")
         return cls(list(features), {k: list(v) for k, v in levels.items()}, dropped, poly, terms)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _monomial(m, numeric, cache):

@@ -50,7 +50,7 @@ def predict_file(
         ids = _IdColumn(stream.fmt)
         rows = 0
         for chunk in stream:
-            X, _ = saved.design.transform(chunk.columns, stream.source)
+            X, _ = saved.design.transform(chunk.columns, stream.source, rows)
             columns = {}
             if id_column:
                 columns[id_column] = ids(chunk.passthrough[id_column])

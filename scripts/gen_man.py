@@ -5,7 +5,7 @@
 
 Subcommands are enumerated from the group itself, so a new command gets a page without any
 change here.  The text comes from the docstrings and option help (the same text as --help);
-the exit codes from the mlfit.cli module docstring.  The output depends only on the sources
+the exit codes from mlfit.errors.EXIT_MEANINGS.  The output depends only on the sources
 and the mlfit version (no dates), so --check can run in CI.
 """
 

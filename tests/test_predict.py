@@ -301,3 +301,36 @@ def test_missing_data_file(runner, assert_error, model, tmp_path):
     assert_error(
         runner.invoke(cli, ["predict", str(model), str(tmp_path / "none.csv")]), 3, "not found"
     )
+
+
+def test_an_unseen_level_is_named_by_its_row_in_the_file(
+    runner, assert_error, model, write_csv, tmp_path
+):
+    """Predict reads in chunks; the message still counts rows from the start of the file."""
+    body = "".join(f"{50 + i},2,north\n" for i in range(7)) + "60,3,harbour\n"
+    path = write_csv("area,rooms,district\n" + body, name="new.csv")
+    result = runner.invoke(cli, ["predict", str(model), path, "--chunk-rows", "3"])
+    assert result.exit_code == 3  # rows of earlier chunks are already on stdout, as in a pipe
+    assert "'harbour'" in result.stderr and "row 8," in result.stderr
+    output = tmp_path / "out.csv"
+    written = runner.invoke(
+        cli, ["predict", str(model), path, "--chunk-rows", "3", "--output", str(output)]
+    )
+    assert_error(written, 3, "'harbour'", "row 8,")
+    assert not output.exists()  # --output is all or nothing
+
+
+def test_text_levels_arriving_as_numbers_match_by_value(runner, write_csv, tmp_path):
+    """'floor' is text when fitted (1, 2, G); a Parquet file with only the numeric floors holds
+    numbers, which are matched to the levels by value."""
+    import pandas as pd
+
+    train = write_csv("x,floor,y\n1,1,1\n2,2,3\n3,G,2\n4,B,5\n5,1,4\n6,2,7\n7,G,6\n8,B,9\n")
+    path = fit_model(runner, train, tmp_path / "m.json")
+    full = runner.invoke(cli, ["predict", str(path), train])
+    expected = [float(r["prediction"]) for r in read_csv_output(full.stdout)][:2]
+    parquet = tmp_path / "new.parquet"
+    pd.DataFrame({"x": [1.0, 2.0], "floor": [1, 2]}).to_parquet(parquet)
+    result = runner.invoke(cli, ["predict", str(path), str(parquet)])
+    assert result.exit_code == 0, result.stderr
+    assert [float(r["prediction"]) for r in read_csv_output(result.stdout)] == expected

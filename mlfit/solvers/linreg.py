@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
-from mlfit.params import ParamsError, decode_array, read_float
+from mlfit.params import ParamsError, decode_array, encode_array, read_float
 from mlfit.solvers.descent import DescentConfig, descend
 from mlfit.solvers.linear import LinearParams, check_rows
 
@@ -112,8 +112,8 @@ def fit(
     scaling = None
     if config.standardize:  # for the record: predict uses the original-scale coef directly
         scaling = {
-            "feature_mean": mx.tolist(),
-            "feature_scale": sx.tolist(),
+            "feature_mean": encode_array(mx),
+            "feature_scale": encode_array(sx),
             "target_mean": my,
             "target_scale": sy,
         }

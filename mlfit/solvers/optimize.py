@@ -40,7 +40,7 @@ class Optimum:
             "gradient_norm": float(np.linalg.norm(self.gradient)),
             "relative_deviance_change": self.last_change,
             "method": method,
-            "history": self.history,
+            "history": [h / 2.0 for h in self.history],  # -loglik: ends at final_loss
         }
 
 
