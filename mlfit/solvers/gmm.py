@@ -211,6 +211,14 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     distinct = len(np.unique(sample, axis=0)) if len(init_rows) == n else None
     # Ward's clustering is quadratic: a random part of the sample (which is in file order)
     ward = sample[np.sort(rng.permutation(len(sample))[: mixture_init.WARD_ROWS])]
+    informative, dependent = _informative_directions(sample, reg, var)
+    if dependent:
+        listed = ", ".join(f"'{names[j]}'" for j in dependent)
+        warnings.append(
+            f"Column(s) {listed} are linear combinations of other columns (duplicated or "
+            "collinear): every component is flat in that direction, held only by "
+            "--reg-covar. Drop the redundant columns."
+        )
     fits, table, skipped, discarded = {}, {}, [], []
     combos = [(k, kind) for kind in config.covariance for k in config.k]
     for i, (k, kind) in enumerate(combos, start=1):
@@ -228,7 +236,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
             on_progress(Step(_i, len(combos), -mean_ll))
 
         best, rejected = _best_start(
-            blocks, sample, ward, k, kind, reg, config, rng, _min_count(kind, d), tick
+            blocks, sample, ward, k, kind, reg, informative, config, rng, _min_count(kind, d), tick
         )
         if rejected:
             discarded.append(f"k={k} {kind} ({rejected} of {config.n_init + 1})")
@@ -262,7 +270,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     return result
 
 
-def _best_start(blocks, sample, ward, k, kind, reg, config, rng, min_count, tick):
+def _best_start(blocks, sample, ward, k, kind, reg, informative, config, rng, min_count, tick):
     """EM from every start: the non-degenerate outcome with the highest log-likelihood, and
     how many starts ended degenerate."""
     starts = [(ward, mixture_init.ward_labels(ward, k))]
@@ -275,7 +283,7 @@ def _best_start(blocks, sample, ward, k, kind, reg, config, rng, min_count, tick
         except np.linalg.LinAlgError:  # a covariance lost definiteness: no usable maximum
             rejected += 1
             continue
-        if np.min(out.counts) < min_count or _collapsed(out.mix, reg):
+        if np.min(out.counts) < min_count or _collapsed(out.mix, reg, informative):
             rejected += 1  # a spurious maximum: a handful of rows, or a spike on ties
             continue
         if best is None or out.loglik > best.loglik:
@@ -283,18 +291,36 @@ def _best_start(blocks, sample, ward, k, kind, reg, config, rng, min_count, tick
     return best, rejected
 
 
-def _collapsed(mix: Mixture, reg: np.ndarray) -> bool:
-    """Whether some component's variance, in some direction, is mostly the regularisation:
-    it has collapsed onto a point or a line (repeated values), where the likelihood is
-    unbounded and only --reg-covar holds it; mclust calls such a model singular."""
+def _informative_directions(sample, reg, var) -> tuple[np.ndarray, list[int]]:
+    """An orthonormal basis (d, r) of the directions in which the data varies (in units of
+    the regularisation), and the columns that are linear combinations of others.  Constant
+    and duplicated columns are flat for every component, whatever the fit: only directions
+    the data spans can show a component collapsing."""
     root = np.sqrt(reg)
-    if mix.covariance_type in ("full", "tied"):
-        cov = mix.covariances if mix.covariance_type == "full" else mix.covariances[None]
-        whitened = cov / root[None, :, None] / root[None, None, :]
-        return bool(np.min(np.linalg.eigvalsh(whitened)) < 2.0)
-    if mix.covariance_type == "diag":
-        return bool(np.min(mix.covariances / reg[None]) < 2.0)
-    return bool(np.min(mix.covariances) < 2.0 * reg.mean())
+    centred = (sample - sample.mean(axis=0)) / root
+    _, sv, Vt = np.linalg.svd(centred, full_matrices=False)
+    rank = int(np.sum(sv > 1e-7 * sv[0])) if len(sv) and sv[0] > 0 else 0
+    basis = Vt[:rank].T
+    dependent = []
+    if rank < len(var):
+        null = Vt[rank:]  # directions with no variance: their columns depend on each other
+        loads = np.abs(null).max(axis=0)
+        dependent = [j for j in range(len(var)) if loads[j] > 1e-6 and var[j] > 0]
+        dependent = dependent[1:] if len(dependent) > 1 else dependent  # keep the first
+    return basis, dependent
+
+
+def _collapsed(mix: Mixture, reg: np.ndarray, basis: np.ndarray) -> bool:
+    """Whether some component's variance, in some direction the data spans, is mostly the
+    regularisation: it has collapsed onto a point or a line (repeated values), where the
+    likelihood is unbounded and only --reg-covar holds it; mclust calls such a model
+    singular."""
+    if basis.shape[1] == 0:
+        return False
+    root = np.sqrt(reg)
+    whitened = mix.full_covariances() / root[None, :, None] / root[None, None, :]
+    projected = np.einsum("di,kde,ej->kij", basis, whitened, basis)
+    return bool(np.min(np.linalg.eigvalsh(projected)) < 2.0)
 
 
 def _to_original(mix: Mixture, centre: np.ndarray, scale: np.ndarray) -> Mixture:
@@ -391,7 +417,7 @@ def _result(outcome, chosen, table, bic, n, centre, scale, names, config, warnin
     params = Params(mix, np.zeros(len(QUANTILE_LEVELS)))
     return FitResult(
         params,
-        n_parameters=mix.n_parameters(),
+        n_parameters=table[chosen][1],  # of the model fitted (spherical stays k variances)
         n_obs=n,
         tables=tables,
         metrics=metrics,

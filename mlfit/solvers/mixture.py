@@ -24,6 +24,8 @@ COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 LOG_2PI = math.log(2.0 * math.pi)
 #: Re-seeds of collapsing components allowed in one EM run before it is left to converge.
 MAX_RESEEDS = 3
+#: A change of the log-likelihood smaller than this per row is rounding.
+ROUNDING = 1e-13
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
@@ -209,6 +211,7 @@ def em(
     min_count: float = 0.0,
     on_iteration: Callable[[int, float], None] | None = None,
     accelerate: bool = False,
+    monotone: bool = True,
 ) -> EMOutcome:
     """Iterate until the mean log-likelihood per row changes by less than tol.
 
@@ -216,6 +219,11 @@ def em(
     Varadhan and Roland 2008), keeping the extrapolation only when its likelihood beats one
     plain step, so the likelihood still never decreases; EM's linear convergence on
     overlapping components (hundreds of plain steps) becomes a few dozen iterations.
+
+    monotone: stop where a step would lower the log-likelihood (beyond rounding): with the
+    regularisation added to the covariances, EM is not an exact ascent method near a
+    component that the regularisation holds.  False runs every step (to compare with other
+    implementations step by step).
 
     A component whose expected count falls below min_count (or empties) is re-seeded by
     splitting the largest component, at most MAX_RESEEDS times a run, and counted in
@@ -239,15 +247,22 @@ def em(
         new_s = one_pass(blocks, new)
         if accelerate and not len(small):
             new, new_s = _squarem(blocks, mix, new, new_s, reg)
+        if monotone and not len(small) and new_s.loglik < s.loglik - ROUNDING * s.n:
+            # The regularised step no longer climbs: its fixed point is here (EM with reg
+            # added to the covariances is not an exact ascent method). Keep the better point.
+            converged = True
+            break
         mix, s = new, new_s
         if on_iteration is not None:
             on_iteration(iterations, s.loglik / s.n)
         if not len(small) and abs(s.loglik / s.n - history[-1]) < tol:
             converged = True
             break
-    if accelerate:  # end on a plain EM step: an M-step's output, with every floor applied
-        mix = m_step(mix, s, reg)
-        s = one_pass(blocks, mix)
+    if accelerate:  # end on a plain EM step (an M step's output), unless it loses likelihood
+        last = m_step(mix, s, reg)
+        last_s = one_pass(blocks, last)
+        if last_s.loglik >= s.loglik - ROUNDING * s.n:
+            mix, s = last, last_s
     history.append(s.loglik / s.n)
     return EMOutcome(mix, s.loglik, iterations, converged, history, reseeded, s.counts)
 
