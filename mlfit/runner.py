@@ -235,7 +235,8 @@ def _plot(path: str, job: _Job, fitted: _Fitted, kinds: tuple[str, ...]) -> None
     note = None
     if sample is not None:
         note = f"{len(sample):,} of {n:,} rows, sampled at random (seed {seed})"
-    title = f"mlfit {job.model}: {fitted.target or 'no target'} on {fitted.source}"
+    target = f": {fitted.target}" if fitted.target else ""
+    title = f"mlfit {job.model}{target} on {fitted.source}"
     plots.draw(path, kinds, figure, title, note)
 
 
