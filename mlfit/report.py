@@ -295,10 +295,12 @@ def render(summary: dict, console=None) -> None:
             _render_table(name, records, console)
     metrics = summary.get("metrics") or {}
     _render_metrics(metrics, console)
-    if "holdout" in metrics:
-        console.print()
-        console.print(f"[bold]held-out rows ({metrics['holdout']['n']:,})[/bold]")
-        _render_metrics(metrics["holdout"], console)
+    for key, part in metrics.items():  # metrics of a subset of rows: holdout, validation
+        if isinstance(part, dict) and "n" in part:
+            console.print()
+            title = {"holdout": "held-out rows"}.get(key, f"{key.replace('_', ' ')} rows")
+            console.print(f"[bold]{title} ({part['n']:,})[/bold]")
+            _render_metrics(part, console)
     conv = summary.get("convergence")
     if conv:
         console.print()

@@ -225,9 +225,12 @@ def _plot(path: str, job: _Job, fitted: _Fitted, kinds: tuple[str, ...]) -> None
     data, rows = fitted.data, sample
     if data is None:  # streamed: collect the sampled rows in one more pass
         data, rows = _rows_of(fitted.stream, sample), None
-    history = (fitted.result.convergence or {}).get("history") or []
+    convergence = fitted.result.convergence or {}
+    history = convergence.get("history") or []
     kinds = [k for k in kinds if k != "loss" or len(history) > 1]
     figure = {"history": history}
+    if convergence.get("validation_history"):
+        figure["validation_history"] = convergence["validation_history"]
     if any(k != "loss" for k in kinds):
         figure.update(job.module.plot_data(fitted.result, data, rows))
         # 1-based numbers of the plotted rows among those fitted, to label extreme points

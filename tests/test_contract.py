@@ -35,7 +35,7 @@ def tiny_table(spec, rng) -> tuple[str, list[str]]:
     eta = 0.8 * x1 - 0.5 * x2 + (g == "b")
     if spec.target == "optional":  # two clusters, so that a mixture has something to find
         columns["x1"] = np.where(np.arange(N) % 2 == 0, x1, x1 + 6.0).round(3)
-    if spec.target == "numeric":
+    if spec.target in ("numeric", "auto"):
         columns["y"] = (1.0 + eta + rng.normal(0, 0.3, N)).round(3)
         args += ["-y", "y"]
     elif spec.target == "label":
@@ -98,7 +98,7 @@ def test_json_alone_on_stdout_and_quiet(runner, case, strict_json):
     assert result.stderr == ""
     doc = strict_json(result.stdout)  # one document, no NaN or Infinity
     assert doc["model"] == spec.name
-    assert doc["target"] == {"numeric": "y", "label": "label"}.get(spec.target)
+    assert doc["target"] == {"numeric": "y", "auto": "y", "label": "label"}.get(spec.target)
     assert doc["data"]["rows_used"] == N
     assert isinstance(doc["metrics"], dict)
     if spec.extra_columns:
@@ -110,7 +110,7 @@ def test_report_without_json(runner, case):
     result = fit(runner, spec, path, args, "--quiet")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith(spec.name)
-    assert ("target:" in result.stdout) == (spec.target in ("numeric", "label"))
+    assert ("target:" in result.stdout) == (spec.target in ("numeric", "label", "auto"))
 
 
 def test_same_command_same_json(runner, case):

@@ -11,7 +11,7 @@ from mlfit.data.parse_errors import _stray_word_message
 from mlfit.errors import DataError
 
 NA_CHOICES = ("error", "drop", "required")  # required: a command with no --na (predict)
-TARGET_KINDS = ("numeric", "label", "none", "optional")  # optional: labels only if --target
+TARGET_KINDS = ("numeric", "label", "none", "optional", "auto")  # see mlfit.solvers
 FEATURE_KINDS = ("numeric", "text")
 
 

@@ -12,9 +12,10 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-#: What a model's target is: numbers (regression), class labels, none (density models), or
-#: optional (labels given with --target are not fitted, only compared with the model's output).
-TARGET_KINDS = ("numeric", "label", "none", "optional")
+#: What a model's target is: numbers (regression), class labels, none (density models),
+#: optional (labels given with --target are not fitted, only compared with the model's output),
+#: or auto (numbers or labels: the model decides between regression and classification).
+TARGET_KINDS = ("numeric", "label", "none", "optional", "auto")
 #: The figures `--plot` can draw; a model lists the ones that make sense for it.
 PLOT_KINDS = ("diagnostics", "loss", "roc", "calibration", "bic", "clusters")
 
@@ -99,6 +100,13 @@ SOLVERS: dict[str, ModelSpec] = {
             sum_over_rows=True,
             plots=("bic", "clusters", "loss"),
             text_features=False,  # 0/1 columns give singular Gaussian components
+        ),
+        ModelSpec(
+            "mlp",
+            "Multilayer perceptrons by backpropagation: regression or classification.",
+            target="auto",
+            predict_options=(PROBA,),
+            plots=("loss",),
         ),
     )
 }

@@ -1,0 +1,202 @@
+"""`mlfit mlp`: multilayer perceptrons trained by backpropagation."""
+
+from __future__ import annotations
+
+import click
+
+from mlfit.commands import data_options, output_options, selection, strict_option
+from mlfit.runner import Output, run_fit
+from mlfit.solvers.mlp import Config
+from mlfit.solvers.network import ACTIVATIONS, OPTIMIZERS
+
+
+class LayerSizes(click.ParamType):
+    """--hidden 64,32 (units per hidden layer), or --hidden none for no hidden layer."""
+
+    name = "UNITS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        if str(value).strip().lower() in ("", "none", "0"):
+            return ()
+        try:
+            sizes = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r}: give units per hidden layer, e.g. 64,32 (or none).")
+        if any(s < 1 for s in sizes):
+            self.fail(f"{value!r}: every hidden layer needs at least one unit.")
+        return sizes
+
+
+@click.command("mlp")
+@data_options
+@click.option(
+    "--hidden",
+    type=LayerSizes(),
+    default=",".join(map(str, Config.hidden)),
+    show_default=True,
+    help="Units per hidden layer, e.g. 64,32; none: a linear or softmax model.",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(ACTIVATIONS),
+    default=Config.activation,
+    show_default=True,
+    help="Hidden-layer activation (He initialisation for relu, Xavier otherwise).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "regression", "classification"]),
+    default=Config.task,
+    show_default=True,
+    help="auto: text or at most 20 distinct integers is classification, other numbers regression.",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    default=Config.optimizer,
+    show_default=True,
+    help="sgd, momentum (0.9) or adam.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=Config.lr,
+    show_default=True,
+    help="Learning rate.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=Config.batch_size,
+    show_default=True,
+    help="Rows per step.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=Config.epochs,
+    show_default=True,
+    help="Maximum passes over the training rows.",
+)
+@click.option(
+    "--l2",
+    type=click.FloatRange(min=0),
+    default=Config.l2,
+    show_default=True,
+    metavar="LAMBDA",
+    help="Penalty LAMBDA/2 * sum of squared weights on the summed loss (biases free).",
+)
+@click.option(
+    "--tol",
+    type=click.FloatRange(min=0),
+    default=Config.tol,
+    show_default=True,
+    help="An epoch improves the loss (the validation loss with --early-stopping) when it "
+    "lowers it by more than this.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=Config.patience,
+    show_default=True,
+    help="Stop after this many epochs without improvement.",
+)
+@click.option(
+    "--early-stopping",
+    is_flag=True,
+    help="Hold out --validation-fraction of the rows (stratified for classes), stop on their "
+    "loss and keep the best epoch's weights.",
+)
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=Config.validation_fraction,
+    show_default=True,
+    help="Rows held out for --early-stopping.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float64"]),
+    default=Config.dtype,
+    show_default=True,
+    help="Precision of training (predictions are computed in float64 from the weights).",
+)
+@click.option(
+    "--seed", type=int, default=Config.seed, show_default=True, help="Seed of weights and shuffles."
+)
+@click.option(
+    "--check-grad",
+    is_flag=True,
+    help="Compare backpropagation with central finite differences (float64) on a few rows; "
+    "the largest relative error is in the JSON's solver section.",
+)
+@strict_option
+@output_options
+def command(
+    data,
+    target,
+    features,
+    drop,
+    na,
+    hidden,
+    activation,
+    task,
+    optimizer,
+    lr,
+    batch_size,
+    epochs,
+    l2,
+    tol,
+    patience,
+    early_stopping,
+    validation_fraction,
+    dtype,
+    seed,
+    check_grad,
+    strict,
+    as_json,
+    save,
+    plot,
+    quiet,
+):
+    """Multilayer perceptrons by backpropagation: regression or classification.
+
+    A feed-forward network trained by minibatch descent (adam by default) on standardized
+    inputs: softmax and cross-entropy for class labels, a linear output and squared error for
+    numbers. Reports the architecture, the loss per epoch (and the validation loss with
+    --early-stopping), and training and validation metrics: RMSE, MAE and R² for
+    regression; accuracy, log-loss, the confusion matrix and per-class precision, recall and
+    F1 for classification.
+
+    \b
+        mlfit mlp sample_data/flowers.csv -y species
+        mlfit mlp sample_data/houses.csv -y price --drop id --hidden 32,16 --epochs 500
+        mlfit mlp sample_data/admissions.csv -y admitted --early-stopping --patience 20 --json
+    """
+    config = Config(
+        hidden=hidden,
+        activation=activation,
+        task=task,
+        optimizer=optimizer,
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        l2=l2,
+        tol=tol,
+        patience=patience,
+        early_stopping=early_stopping,
+        validation_fraction=validation_fraction,
+        dtype=dtype,
+        seed=seed,
+        check_grad=check_grad,
+    )
+    run_fit(
+        "mlp",
+        config,
+        data,
+        selection(target, features, drop, na),
+        Output(as_json, save, quiet, plot),
+        strict=strict,
+    )
