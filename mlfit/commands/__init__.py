@@ -126,6 +126,19 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
     return decorate
 
 
+def config_option(config_cls, field: str, help: str, type=None, **kwargs):
+    """--FIELD-NAME for a Config field, its default taken from Config (never written twice)."""
+    return click.option(
+        "--" + field.replace("_", "-"),
+        field,
+        type=type,
+        default=getattr(config_cls, field),
+        show_default=True,
+        help=help,
+        **kwargs,
+    )
+
+
 def strict_option(f):
     """--strict: non-convergence becomes exit code 5."""
     return click.option(

@@ -6,6 +6,7 @@ import click
 
 from mlfit.commands import (
     chunk_rows_option,
+    config_option,
     data_options_with,
     max_iter_option,
     output_options,
@@ -88,27 +89,24 @@ def _axes(ctx, param, value):
     help="Covariance structures to try: full, diag, spherical, tied, a list, or all. With "
     "several k or types, the lowest BIC wins.",
 )
-@click.option(
-    "--n-init",
+@config_option(
+    Config,
+    "n_init",
+    "k-means++ starts per model (one start from Ward's clustering is always added).",
     type=click.IntRange(min=1),
-    default=Config.n_init,
-    show_default=True,
-    help="k-means++ starts per model (one start from Ward's clustering is always added).",
 )
-@click.option(
-    "--reg-covar",
+@config_option(
+    Config,
+    "reg_covar",
+    "Added to each covariance diagonal, times that feature's variance (unit-free).",
     type=click.FloatRange(min=0),
-    default=Config.reg_covar,
-    show_default=True,
-    help="Added to each covariance diagonal, times that feature's variance (unit-free).",
 )
 @max_iter_option(Config, "Maximum EM iterations per start.")
-@click.option(
-    "--tol",
+@config_option(
+    Config,
+    "tol",
+    "Stop when the mean log-likelihood per row changes by less than this.",
     type=click.FloatRange(min=0),
-    default=Config.tol,
-    show_default=True,
-    help="Stop when the mean log-likelihood per row changes by less than this.",
 )
 @click.option(
     "--seed", type=int, default=Config.seed, show_default=True, help="Seed of the starts."

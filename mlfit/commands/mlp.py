@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlfit.commands import data_options, output_options, selection, strict_option
+from mlfit.commands import config_option, data_options, output_options, selection, strict_option
 from mlfit.runner import Output, run_fit
 from mlfit.solvers.mlp import Config
 from mlfit.solvers.network import ACTIVATIONS, OPTIMIZERS
@@ -38,47 +38,41 @@ class LayerSizes(click.ParamType):
     show_default=True,
     help="Units per hidden layer, e.g. 64,32; none: a linear or softmax model.",
 )
-@click.option(
-    "--activation",
+@config_option(
+    Config,
+    "activation",
+    "Hidden-layer activation (He initialisation for relu, Xavier otherwise).",
     type=click.Choice(ACTIVATIONS),
-    default=Config.activation,
-    show_default=True,
-    help="Hidden-layer activation (He initialisation for relu, Xavier otherwise).",
 )
-@click.option(
-    "--task",
+@config_option(
+    Config,
+    "task",
+    "auto: text or at most 20 distinct integers is classification, other numbers regression.",
     type=click.Choice(["auto", "regression", "classification"]),
-    default=Config.task,
-    show_default=True,
-    help="auto: text or at most 20 distinct integers is classification, other numbers regression.",
 )
-@click.option(
-    "--optimizer",
+@config_option(
+    Config,
+    "optimizer",
+    "sgd, momentum (0.9) or adam.",
     type=click.Choice(OPTIMIZERS),
-    default=Config.optimizer,
-    show_default=True,
-    help="sgd, momentum (0.9) or adam.",
 )
-@click.option(
-    "--lr",
+@config_option(
+    Config,
+    "lr",
+    "Learning rate.",
     type=click.FloatRange(min=0, min_open=True),
-    default=Config.lr,
-    show_default=True,
-    help="Learning rate.",
 )
-@click.option(
-    "--batch-size",
+@config_option(
+    Config,
+    "batch_size",
+    "Rows per step.",
     type=click.IntRange(min=1),
-    default=Config.batch_size,
-    show_default=True,
-    help="Rows per step.",
 )
-@click.option(
-    "--epochs",
+@config_option(
+    Config,
+    "epochs",
+    "Maximum passes over the training rows.",
     type=click.IntRange(min=1),
-    default=Config.epochs,
-    show_default=True,
-    help="Maximum passes over the training rows.",
 )
 @click.option(
     "--l2",
@@ -88,20 +82,18 @@ class LayerSizes(click.ParamType):
     metavar="LAMBDA",
     help="Penalty LAMBDA/2 * sum of squared weights on the summed loss (biases free).",
 )
-@click.option(
-    "--tol",
-    type=click.FloatRange(min=0),
-    default=Config.tol,
-    show_default=True,
-    help="An epoch improves the loss (the validation loss with --early-stopping) when it "
+@config_option(
+    Config,
+    "tol",
+    "An epoch improves the loss (the validation loss with --early-stopping) when it "
     "lowers it by more than this.",
+    type=click.FloatRange(min=0),
 )
-@click.option(
-    "--patience",
+@config_option(
+    Config,
+    "patience",
+    "Stop after this many epochs without improvement.",
     type=click.IntRange(min=1),
-    default=Config.patience,
-    show_default=True,
-    help="Stop after this many epochs without improvement.",
 )
 @click.option(
     "--early-stopping",
@@ -109,19 +101,17 @@ class LayerSizes(click.ParamType):
     help="Hold out --validation-fraction of the rows (stratified for classes), stop on their "
     "loss and keep the best epoch's weights.",
 )
-@click.option(
-    "--validation-fraction",
+@config_option(
+    Config,
+    "validation_fraction",
+    "Rows held out for --early-stopping.",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=Config.validation_fraction,
-    show_default=True,
-    help="Rows held out for --early-stopping.",
 )
-@click.option(
-    "--dtype",
+@config_option(
+    Config,
+    "dtype",
+    "Precision of training (predictions are computed in float64 from the weights).",
     type=click.Choice(["float32", "float64"]),
-    default=Config.dtype,
-    show_default=True,
-    help="Precision of training (predictions are computed in float64 from the weights).",
 )
 @click.option(
     "--seed", type=int, default=Config.seed, show_default=True, help="Seed of weights and shuffles."
