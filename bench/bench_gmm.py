@@ -41,7 +41,8 @@ For each covariance type (full, diag, spherical, tied), k = 8:
 Goals (from the issue): per iteration <= 0.5 x scikit-learn for every covariance type; tied
 no slower than full (the issue says scikit-learn's tied is slower than its full); end to end
 <= 0.5 x the pandas + scikit-learn pipeline. A full run takes about 3 minutes on a quiet
-2-core machine (much longer under load); --quick about 20 s.
+2-core machine (much longer under load); --quick about 25 s, a smoke run (at 20,000
+rows the ratios differ from the goals' figures).
 
 Threads: like the `mlfit` command (mlfit/cli.py), the script sets OPENBLAS_NUM_THREADS=1 and
 MKL_NUM_THREADS=1 before numpy loads unless one of OPENBLAS_/MKL_/OMP_NUM_THREADS is set; the
