@@ -133,8 +133,9 @@ class _RowBlocks:
 class _Scaled:
     """Row blocks of (X - centre) / scale, at most BLOCK_ROWS rows each."""
 
-    def __init__(self, chunks, centre: np.ndarray, scale: np.ndarray):
+    def __init__(self, chunks, centre: np.ndarray, scale: np.ndarray, n_rows: int):
         self._chunks, self._centre, self._scale = chunks, centre, scale
+        self.n_rows = n_rows
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for chunk in self._chunks:
@@ -204,7 +205,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     scaled_var = var / scale**2
     floor = scaled_var[scaled_var > 0].mean() if np.any(scaled_var > 0) else 1.0
     reg = config.reg_covar * np.where(scaled_var > 0, scaled_var, floor)
-    blocks = _Scaled(chunks, centre, scale)
+    blocks = _Scaled(chunks, centre, scale, n)
     rng = np.random.default_rng(config.seed)
     init_rows = np.sort(rng.choice(n, size=min(n, INIT_ROWS), replace=False))
     sample = _sample(blocks, init_rows)
@@ -272,14 +273,20 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
 
 def _best_start(blocks, sample, ward, k, kind, reg, informative, config, rng, min_count, tick):
     """EM from every start: the non-degenerate outcome with the highest log-likelihood, and
-    how many starts ended degenerate."""
+    how many starts ended degenerate.
+
+    When the data has more rows than the sample, the starts are run on the sample (cheap)
+    and only the best is continued on every row: one full EM per model, not one per start.
+    """
     starts = [(ward, mixture_init.ward_labels(ward, k))]
     starts += [(sample, mixture_init.kmeans_labels(sample, k, rng)) for _ in range(config.n_init)]
+    on_sample = blocks.n_rows > len(sample)
     best, rejected = None, 0
     for X0, labels in starts:
         mix = mixture_init.from_labels(X0, labels, k, kind, reg)
         try:
-            out = em(blocks, mix, reg, config.max_iter, config.tol, min_count, tick, True)
+            rows = [sample] if on_sample else blocks
+            out = em(rows, mix, reg, config.max_iter, config.tol, min_count, tick, True)
         except np.linalg.LinAlgError:  # a covariance lost definiteness: no usable maximum
             rejected += 1
             continue
@@ -288,6 +295,13 @@ def _best_start(blocks, sample, ward, k, kind, reg, informative, config, rng, mi
             continue
         if best is None or out.loglik > best.loglik:
             best = out
+    if best is not None and on_sample:
+        try:
+            best = em(blocks, best.mix, reg, config.max_iter, config.tol, min_count, tick, True)
+        except np.linalg.LinAlgError:
+            return None, rejected + 1
+        if np.min(best.counts) < min_count or _collapsed(best.mix, reg, informative):
+            return None, rejected + 1
     return best, rejected
 
 

@@ -68,58 +68,93 @@ class Mixture:
 
 
 class Densities:
-    """log(weight_j) + log N(x | mean_j, cov_j) for rows of x, from the Cholesky factors."""
+    """log(weight_j) + log N(x | mean_j, cov_j) for rows of x, from the Cholesky factors.
+
+    Computed component-major, (k, n): every reduction then runs over whole contiguous rows
+    (numpy reduces a short last axis, of length k or d, slowly), and no Python loop runs
+    over components.
+    """
 
     def __init__(self, mix: Mixture):
         self.mix = mix
         kind, c = mix.covariance_type, mix.covariances
-        d = mix.d
+        k, d = mix.k, mix.d
         with np.errstate(divide="ignore"):
             log_w = np.log(mix.weights)
         if kind in ("full", "tied"):
             chols = np.linalg.cholesky(c if kind == "full" else c[None])  # raises if singular
-            inv_t = np.linalg.inv(chols).transpose(0, 2, 1)  # L^-T, triangular: exact enough
-            # (x - mu) L^-T for every component in one GEMM: x @ [W_1 ... W_k] - mu_j W_j
-            self._W = np.concatenate(list(inv_t), axis=1)
-            ks = mix.k if kind == "full" else 1
-            self._b = np.concatenate(
-                [mix.means[j] @ inv_t[j if kind == "full" else 0] for j in range(mix.k)]
-            )
-            self._tied = kind == "tied"
+            inv = np.linalg.inv(chols)  # L^-1 of a triangular factor: exact enough
+            # L_j^-1 (x - mu_j) for every component by one GEMM: [L_1^-1; ...; L_k^-1] x - b_j
+            self._WT = np.ascontiguousarray(inv.reshape(-1, d))  # (k d, d), or (d, d) if tied
+            every = np.broadcast_to(inv, (k, d, d))  # tied: the one factor for every component
+            self._b = np.einsum("kab,kb->ka", every, mix.means)[:, :, None]  # L_j^-1 mu_j
             log_det = 2.0 * np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
-            log_det = np.broadcast_to(log_det, (mix.k,)) if ks == 1 else log_det
+            log_det = np.broadcast_to(log_det, (k,))
         else:
             var = c if kind == "diag" else np.repeat(c[:, None], d, axis=1)
             self._prec = 1.0 / var  # (k, d)
             log_det = np.log(var).sum(axis=1)
-        self._const = log_w - 0.5 * (d * LOG_2PI + log_det)
+        self._const = (log_w - 0.5 * (d * LOG_2PI + log_det))[:, None]
+
+    def terms(self, XT: np.ndarray, scratch: Scratch | None = None):
+        """(L, D2): L (k, n) the weighted log-densities of the columns of XT (d, n); for diag
+        and spherical also D2 (k, d, n), the squared differences from the means (the
+        scatter of the M step needs the same), else None."""
+        mix, scratch = self.mix, scratch or Scratch()
+        k, d, n = mix.k, mix.d, XT.shape[1]
+        D2 = None
+        if mix.covariance_type == "full":
+            Z = np.matmul(self._WT, XT, out=scratch.get("Z", (k * d, n))).reshape(k, d, n)
+            Z -= self._b
+        elif mix.covariance_type == "tied":
+            Z = np.subtract((self._WT @ XT)[None], self._b, out=scratch.get("Z", (k, d, n)))
+        else:
+            D2 = np.subtract(XT[None], mix.means[:, :, None], out=scratch.get("D2", (k, d, n)))
+            D2 *= D2
+        if D2 is None:
+            Z *= Z
+            L = np.sum(Z, axis=1, out=scratch.get("L", (k, n)))
+        else:
+            L = np.matmul(self._prec[:, None, :], D2)[:, 0, :]
+        L *= -0.5
+        L += self._const
+        return L, D2
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """(n, k) weighted log-densities of the rows of X (n, d)."""
-        mix = self.mix
-        n, k, d = X.shape[0], mix.k, mix.d
-        if mix.covariance_type in ("full", "tied"):
-            if self._tied:
-                Y = X @ self._W  # (n, d)
-                Z = Y[:, None, :] - self._b.reshape(k, d)[None]
-            else:
-                Z = (X @ self._W - self._b).reshape(n, k, d)
-            maha = np.einsum("nkd,nkd->nk", Z, Z)
-        else:
-            maha = np.empty((n, k))
-            for j in range(k):
-                diff = X - mix.means[j]
-                maha[:, j] = (diff * diff) @ self._prec[j]
-        return self._const - 0.5 * maha
+        return self.terms(np.ascontiguousarray(np.asarray(X, dtype=float).T))[0].T
+
+
+class Scratch:
+    """Buffers reused from block to block of a pass (fresh multi-megabyte temporaries for
+    every block cost page faults)."""
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size)
+        return buffer[:size].reshape(shape)
 
 
 def log_sum_exp(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row log-sum-exp (n,), responsibilities (n, k)) of a matrix of log terms."""
-    top = L.max(axis=1, keepdims=True)
+    """(row log-sum-exp (n,), responsibilities (n, k)) of a matrix of log terms (n, k)."""
+    log_p, R = _log_sum_exp_columns(np.array(L.T))
+    return log_p, R.T
+
+
+def _log_sum_exp_columns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(column log-sum-exp (n,), responsibilities (k, n)) of L (k, n), overwriting L."""
+    top = L.max(axis=0)
     top = np.where(np.isfinite(top), top, 0.0)
-    E = np.exp(L - top)
-    total = E.sum(axis=1, keepdims=True)
-    return (np.log(total) + top)[:, 0], E / total
+    L -= top
+    np.exp(L, out=L)
+    total = L.sum(axis=0)
+    L /= total
+    return np.log(total) + top, L
 
 
 @dataclass
@@ -131,30 +166,6 @@ class Sums:
     counts: np.ndarray  # (k,)
     first: np.ndarray  # (k, d): sum r (x - centre_j)
     scatter: np.ndarray  # (k, d, d) or (k, d): sum r (x - centre_j)(x - centre_j)'
-
-    def add(self, other: Sums) -> None:
-        self.n += other.n
-        self.loglik += other.loglik
-        self.counts += other.counts
-        self.first += other.first
-        self.scatter += other.scatter
-
-
-def block_sums(X: np.ndarray, dens: Densities, centre: np.ndarray, full: bool) -> Sums:
-    """The sums of one block of rows under the current parameters."""
-    log_p, R = log_sum_exp(dens(X))
-    k, d = centre.shape
-    counts = R.sum(axis=0)
-    first = R.T @ X - counts[:, None] * centre
-    scatter = np.empty((k, d, d) if full else (k, d))
-    for j in range(k):
-        diff = X - centre[j]
-        if full:
-            weighted = diff * R[:, j, None]
-            scatter[j] = weighted.T @ diff
-        else:
-            scatter[j] = R[:, j] @ (diff * diff)
-    return Sums(X.shape[0], float(log_p.sum()), counts, first, scatter)
 
 
 def m_step(mix: Mixture, s: Sums, reg: np.ndarray) -> Mixture:
@@ -180,15 +191,29 @@ def m_step(mix: Mixture, s: Sums, reg: np.ndarray) -> Mixture:
 def one_pass(blocks: Iterable[np.ndarray], mix: Mixture) -> Sums:
     """Sums over every block at the current parameters (its loglik is that of `mix`)."""
     dens = Densities(mix)
+    k, d = mix.k, mix.d
     full = mix.covariance_type in ("full", "tied")
-    total = None
+    centre = mix.means
+    scratch = Scratch()
+    n, loglik = 0, 0.0
+    counts, first = np.zeros(k), np.zeros((k, d))
+    scatter = np.zeros((k, d, d) if full else (k, d))
     for X in blocks:
-        part = block_sums(X, dens, mix.means, full)
-        if total is None:
-            total = part
+        XT = np.ascontiguousarray(X.T)  # (d, n): contiguous rows for the broadcasts below
+        L, D2 = dens.terms(XT, scratch)
+        log_p, R = _log_sum_exp_columns(L)
+        if full:  # scatter about the current means: no cancellation
+            D = np.subtract(XT[None], centre[:, :, None], out=scratch.get("D", (k, d, XT.shape[1])))
+            weighted = np.multiply(D, R[:, None, :], out=scratch.get("Z", D.shape))
+            scatter += np.matmul(weighted, D.transpose(0, 2, 1))
         else:
-            total.add(part)
-    return total
+            scatter += np.matmul(D2, R[:, :, None])[:, :, 0]
+        c = R.sum(axis=1)
+        counts += c
+        first += R @ X - c[:, None] * centre
+        n += X.shape[0]
+        loglik += float(log_p.sum())
+    return Sums(n, loglik, counts, first, scatter)
 
 
 @dataclass
