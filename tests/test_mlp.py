@@ -374,15 +374,6 @@ def test_early_stopping_keeps_the_best_epoch(fit_json, write_csv, tmp_path):
     assert scaled == pytest.approx(valid_history.min(), rel=1e-10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="best_epoch is the last epoch that improved the validation loss by more than --tol, "
-    "not its minimum: in _train (mlfit/solvers/mlp.py) `best, best_epoch = net.copy(), epoch` "
-    "sits inside `if watched < best_loss - config.tol`, so a later epoch with a smaller loss "
-    "(by less than tol) is never kept. --tol should only decide patience (as in sklearn, whose "
-    "early stopping keeps the best validation score); the kept weights should be those of "
-    "argmin(validation_history).",
-)
 def test_early_stopping_keeps_the_minimum_also_for_improvements_below_tol(fit_json, write_csv):
     X, y = noisy_regression()
     args = ["--hidden", 64, "--batch-size", 16, "--epochs", 300, "--early-stopping", "--tol", 0.01]
@@ -536,27 +527,12 @@ def test_divergent_fit_is_exit_1_naming_lr(mlfit_proc, write_csv, rng):
     assert last.startswith("Error: ") and "diverged" in last and "--lr" in last, last
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="numpy's RuntimeWarnings (overflow encountered in matmul, invalid value encountered "
-    "in multiply, ...) from Network.forward/gradients reach stderr before the one 'Error:' "
-    "line: the training loop in mlfit/solvers/mlp.py lacks the np.errstate(over='ignore', "
-    "invalid='ignore') that descent.py uses ('divergence is reported, not warned').",
-)
 def test_divergent_fit_error_is_one_line(mlfit_proc, write_csv, rng, assert_error):
     result = mlfit_proc("mlp", _regression_csv(write_csv, rng), *DIVERGE)
     assert_error(result, 1, "--lr")
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="divergence is checked only on the loss before each step (_train in "
-    "mlfit/solvers/mlp.py), never after the last one: a last step that overflows the float32 "
-    "weights to inf exits 0 with null metrics, saves the infinite weights as null, and "
-    "`mlfit predict` then calls that file damaged (exit 4). The final (kept) weights and "
-    "their outputs should be checked finite, raising FitError (exit 1, use a smaller --lr).",
-)
 def test_divergence_in_the_last_step_is_exit_1(runner, write_csv, rng, tmp_path, assert_error):
     path = _regression_csv(write_csv, rng)
     model = tmp_path / "inf.model"
@@ -567,14 +543,6 @@ def test_divergence_in_the_last_step_is_exit_1(runner, write_csv, rng, tmp_path,
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="a loss that rose by over 40 orders of magnitude in three epochs (sgd --lr 1e3, "
-    "still finite) exits 0 with an absurd RMSE and only the not-converged warning of fit() in "
-    "mlfit/solvers/mlp.py, which says the loss 'was still improving by more than --tol' and "
-    "advises to 'Raise --epochs or --lr': the opposite of the fix. The warning (or a "
-    "FitError) should say that the loss rose and to use a smaller --lr.",
-)
 def test_rising_loss_is_not_called_improving(runner, write_csv, rng):
     path = _regression_csv(write_csv, rng)
     args = ["--optimizer", "sgd", "--lr", "1e3", "--epochs", 3, "--json"]

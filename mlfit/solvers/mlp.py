@@ -40,6 +40,8 @@ from mlfit.solvers.network import (
 
 #: With --task auto, integers with at most this many distinct values are class labels.
 MAX_CLASSES_AUTO = 20
+#: A training loss this many times its first epoch's has diverged.
+RISE = 1e3
 
 
 @dataclass(frozen=True)
@@ -153,9 +155,9 @@ def _validation_split(n: int, codes: np.ndarray | None, fraction: float, rng):
         cut = max(1, round(fraction * n))
         return np.sort(order[cut:]), np.sort(order[:cut])
     held = []
-    for k in np.unique(codes):
+    for k in np.unique(codes):  # every class keeps a training row
         rows = rng.permutation(np.flatnonzero(codes == k))
-        held.extend(rows[: max(1, round(fraction * len(rows)))])
+        held.extend(rows[: min(max(1, round(fraction * len(rows))), len(rows) - 1)])
     held = np.sort(np.array(held))
     return np.setdiff1d(np.arange(n), held), held
 
@@ -278,46 +280,55 @@ class _Run:
 
 
 def _train(net, Z, T, train, valid, config, rng, on_progress) -> _Run:
+    """Epochs of shuffled minibatch steps.  --tol and --patience decide when to stop; the
+    weights kept with --early-stopping are those of the lowest validation loss."""
     opt = Optimizer(config.optimizer, config.lr, net)
     n = len(train)
     batch = min(config.batch_size, n)
     history, validation = [], []
-    best, best_loss, best_epoch, stale = net.copy(), np.inf, 0, 0
-    converged = False
-    epoch = 0
-    for epoch in range(1, config.epochs + 1):
-        order = train[rng.permutation(n)]
-        total = 0.0
-        for i in range(0, n, batch):
-            rows = order[i : i + batch]
-            loss, dW, db = net.gradients(Z[rows], T[rows], config.l2, n)
-            if not np.isfinite(loss):
-                raise FitError(
-                    f"The loss became {loss} in epoch {epoch}: training diverged. Use a "
-                    "smaller --lr."
+    best, best_epoch, lowest = net.copy(), 0, np.inf
+    target, stale, converged, epoch = np.inf, 0, False, 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for epoch in range(1, config.epochs + 1):  # divergence is reported, not warned
+            order = train[rng.permutation(n)]
+            total = 0.0
+            for i in range(0, n, batch):
+                rows = order[i : i + batch]
+                loss, dW, db = net.gradients(Z[rows], T[rows], config.l2, n)
+                if not np.isfinite(loss):
+                    raise _diverged(f"The loss became {loss} in epoch {epoch}")
+                total += loss * len(rows)
+                opt.step(net, dW, db)
+            history.append(total / n)
+            if history[-1] > RISE * max(history[0], np.finfo(float).tiny):
+                raise _diverged(
+                    f"The loss rose from {history[0]:.3g} to {history[-1]:.3g} in {epoch} epochs"
                 )
-            total += loss * len(rows)
-            opt.step(net, dW, db)
-        history.append(total / n)
-        watched = history[-1]
-        if valid is not None:
-            watched = net.loss(net.predict(Z[valid]), T[valid])
-            validation.append(watched)
-        on_progress(Step(epoch, config.epochs, watched))
-        if watched < best_loss - config.tol:
-            best_loss, stale = watched, 0
+            watched = history[-1]
             if valid is not None:
-                best, best_epoch = net.copy(), epoch
-        else:
-            stale += 1
-        if valid is None:
-            best_loss = min(best_loss, watched)
-        if stale >= config.patience:
-            converged = True
-            break
+                watched = net.loss(net.predict(Z[valid]), T[valid])
+                validation.append(watched)
+            on_progress(Step(epoch, config.epochs, watched))
+            if watched < lowest:
+                lowest = watched
+                if valid is not None:
+                    best, best_epoch = net.copy(), epoch
+            if watched < target - config.tol:
+                target, stale = watched, 0
+            else:
+                stale += 1
+            if stale >= config.patience:
+                converged = True
+                break
     if valid is None:
         best, best_epoch = net, epoch
+    if not all(np.all(np.isfinite(p)) for p in [*best.weights, *best.biases]):
+        raise _diverged(f"The weights overflowed in epoch {epoch}")
     return _Run(best, best_epoch, epoch, converged, history, validation)
+
+
+def _diverged(what: str) -> FitError:
+    return FitError(f"{what}: training diverged. Use a smaller --lr.")
 
 
 def _metrics(params, X, y, codes, labels, train, valid, classify) -> dict:
