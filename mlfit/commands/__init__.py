@@ -6,9 +6,22 @@ is written twice.  Shared option groups are decorators, defined once here.
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from mlfit.data import Selection
+
+
+class FiniteFloat(click.FloatRange):
+    """click's FloatRange, refusing NaN and infinity: NaN passes every range comparison, so
+    `--tol nan` or `--threshold nan` would otherwise be accepted and silently misbehave."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def _names(value: str | None) -> tuple[str, ...] | None:
@@ -88,7 +101,7 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
         )(f)
         f = click.option(
             "--tol",
-            type=click.FloatRange(min=0),
+            type=FiniteFloat(min=0),
             default=config_cls.tol,
             show_default=True,
             help="Stop when the gradient norm falls below tol times its starting value.",
@@ -109,7 +122,7 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
         )(f)
         f = click.option(
             "--lr",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteFloat(min=0, min_open=True),
             default=config_cls.lr,
             show_default=True,
             help="Learning rate.",
@@ -163,7 +176,7 @@ def l2_option(config_cls, objective: str, note: str = ""):
     """--l2 LAMBDA: `objective` says what is penalised; the intercept never is."""
     return click.option(
         "--l2",
-        type=click.FloatRange(min=0),
+        type=FiniteFloat(min=0),
         default=config_cls.l2,
         show_default=True,
         metavar="LAMBDA",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlfit.commands import (
+    FiniteFloat,
     chunk_rows_option,
     config_option,
     data_options_with,
@@ -99,14 +100,14 @@ def _axes(ctx, param, value):
     Config,
     "reg_covar",
     "Added to each covariance diagonal, times that feature's variance (unit-free).",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
 )
 @max_iter_option(Config, "Maximum EM iterations per start.")
 @config_option(
     Config,
     "tol",
     "Stop when the mean log-likelihood per row changes by less than this.",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
 )
 @click.option(
     "--seed", type=int, default=Config.seed, show_default=True, help="Seed of the starts."

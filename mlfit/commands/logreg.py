@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlfit.commands import (
+    FiniteFloat,
     data_options,
     descent_options,
     design_options,
@@ -38,14 +39,14 @@ METHODS = ("auto", "newton", "lbfgs", "batch", "minibatch", "sgd")
 @click.option("--multiclass", is_flag=True, help="Softmax regression even for two classes.")
 @click.option(
     "--holdout",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteFloat(0, 1, min_open=True, max_open=True),
     metavar="FRACTION",
     help="Hold out this fraction of each class's rows (seeded by "
     "--seed) and report the same metrics on them.",
 )
 @click.option(
     "--threshold",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=Config.threshold,
     show_default=True,
     help="Binary models: predict the second class when its probability is at least this.",

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from mlfit.commands import config_option, data_options, output_options, selection, strict_option
+from mlfit.commands import (
+    FiniteFloat,
+    config_option,
+    data_options,
+    output_options,
+    selection,
+    strict_option,
+)
 from mlfit.runner import Output, run_fit
 from mlfit.solvers.mlp import Config
 from mlfit.solvers.network import ACTIVATIONS, OPTIMIZERS
@@ -60,7 +67,7 @@ class LayerSizes(click.ParamType):
     Config,
     "lr",
     "Learning rate.",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
 )
 @config_option(
     Config,
@@ -76,7 +83,7 @@ class LayerSizes(click.ParamType):
 )
 @click.option(
     "--l2",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=Config.l2,
     show_default=True,
     metavar="LAMBDA",
@@ -87,7 +94,7 @@ class LayerSizes(click.ParamType):
     "tol",
     "An epoch improves the loss (the validation loss with --early-stopping) when it "
     "lowers it by more than this.",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
 )
 @config_option(
     Config,
@@ -105,7 +112,7 @@ class LayerSizes(click.ParamType):
     Config,
     "validation_fraction",
     "Rows held out for --early-stopping.",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteFloat(0, 1, min_open=True, max_open=True),
 )
 @config_option(
     Config,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlfit.commands import (
+    FiniteFloat,
     chunk_rows_option,
     data_options,
     design_options,
@@ -36,7 +37,7 @@ FAMILIES = list(family.FAMILIES)  # a family added to mlfit/solvers/family.py ap
 @max_iter_option(Config)
 @click.option(
     "--tol",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=Config.tol,
     show_default=True,
     help="Stop when the next step would change the deviance by less than tol, relative.",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from mlfit.commands import chunk_rows_option
+from mlfit.commands import FiniteFloat, chunk_rows_option
 from mlfit.solvers import predict_options
 
 
@@ -19,7 +19,7 @@ def model_options(f):
         if option.is_flag:
             f = click.option(flag, option.name, is_flag=True, default=None, help=option.help)(f)
         else:
-            f = click.option(flag, option.name, type=click.FloatRange(0, 1), help=option.help)(f)
+            f = click.option(flag, option.name, type=FiniteFloat(0, 1), help=option.help)(f)
     return f
 
 
