@@ -484,3 +484,14 @@ def test_cli_chunk_rows_warns_about_dropped_rows(rng, runner, tmp_path):
     chunked = invoke_json(runner, ["normal-eq", path, "--na", "drop", "--chunk-rows", "37"])
     assert any("dropped" in w for w in memory["warnings"])
     assert chunked["warnings"] == memory["warnings"]
+
+
+@pytest.mark.parametrize("value", [5.0, 5.1, -1e-3, 7e12])
+def test_a_constant_target_has_no_f_test_or_r_squared(rng, value):
+    """Undefined statistics are null with a note, never a wrong number (a negative F)."""
+    X = rng.normal(size=(20, 2))
+    res = normal_eq.fit(ModelData(X, np.full(20, value)))
+    m = res.metrics
+    assert math.isnan(m["r_squared"]) and math.isnan(m["f_statistic"])
+    assert math.isnan(m["f_p_value"])
+    assert any("constant" in w for w in res.warnings)

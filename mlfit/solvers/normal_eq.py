@@ -89,6 +89,7 @@ class _YMoments:
 
     def __init__(self):
         self.n, self.mean, self.m2, self.sumsq = 0, 0.0, 0.0, 0.0
+        self.low, self.high = math.inf, -math.inf  # exact: tells a constant target
 
     def add(self, y: np.ndarray) -> None:
         n_b = len(y)
@@ -103,6 +104,7 @@ class _YMoments:
         self.m2 += m2_b + delta * delta * self.n * n_b / n
         self.sumsq += float(y @ y)
         self.n = n
+        self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
 
 
 def _qr_r(M: np.ndarray) -> np.ndarray:
@@ -337,8 +339,16 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, labels, cond, confi
         "df_residual": df_resid,
         "n": n,
     }
-    if config.l2 == 0 and df_model > 0 and df_resid > 0 and sigma2 > 0:
-        f = ((tss - rss) / df_model) / sigma2
+    constant = has_int and moments.low == moments.high  # uncentred R² needs no variation
+    if constant:  # nothing to explain: no R² and no F test
+        metrics["r_squared"] = metrics["adj_r_squared"] = math.nan
+        metrics["f_statistic"] = metrics["f_p_value"] = math.nan
+        warnings.append(
+            "The target is constant: R², adjusted R² and the F test are undefined (null), "
+            "and the fit is exact."
+        )
+    elif config.l2 == 0 and df_model > 0 and df_resid > 0 and sigma2 > 0:
+        f = max(tss - rss, 0.0) / df_model / sigma2  # rss > tss only by rounding
         metrics["f_statistic"] = f
         metrics["f_p_value"] = f_sf(f, df_model, df_resid)
     if rss > 0:  # AIC and BIC follow from n_parameters (R counts sigma as a parameter)
