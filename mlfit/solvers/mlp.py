@@ -294,11 +294,11 @@ def _train(net, Z, T, train, valid, config, rng, on_progress) -> _Run:
             total = 0.0
             for i in range(0, n, batch):
                 rows = order[i : i + batch]
-                loss, dW, db = net.gradients(Z[rows], T[rows], config.l2, n)
+                loss = net.backprop(Z[rows], T[rows], config.l2, n)
                 if not np.isfinite(loss):
                     raise _diverged(f"The loss became {loss} in epoch {epoch}")
                 total += loss * len(rows)
-                opt.step(net, dW, db)
+                opt.step(net)
             history.append(total / n)
             if history[-1] > RISE * max(history[0], np.finfo(float).tiny):
                 raise _diverged(
@@ -322,7 +322,7 @@ def _train(net, Z, T, train, valid, config, rng, on_progress) -> _Run:
                 break
     if valid is None:
         best, best_epoch = net, epoch
-    if not all(np.all(np.isfinite(p)) for p in [*best.weights, *best.biases]):
+    if not np.all(np.isfinite(best.theta)):
         raise _diverged(f"The weights overflowed in epoch {epoch}")
     return _Run(best, best_epoch, epoch, converged, history, validation)
 
