@@ -505,7 +505,7 @@ def profile_epoch(w: Workload, dtype: str, epochs: int) -> dict:
         clock(PROFILE_ROWS[3], net.loss, list(zip(outs, (Tb for _, Tb in batches))))
         clock("no l2", lambda Zb, Tb: net.gradients(Zb, Tb, 0.0, n), batches)
         grads = clock("gradients", lambda Zb, Tb: net.gradients(Zb, Tb, l2, n), batches)
-        clock(PROFILE_ROWS[6], lambda _, dW, db: opt.step(net, dW, db), grads)
+        clock(PROFILE_ROWS[6], lambda *_: opt.step(net), grads)  # uses net.grad
     ms = {row: statistics.median(v) for row, v in pieces.items() if v}
     ms[PROFILE_ROWS[4]] = ms["no l2"] - ms[PROFILE_ROWS[2]] - ms[PROFILE_ROWS[3]]
     ms[PROFILE_ROWS[5]] = ms["gradients"] - ms["no l2"]
