@@ -48,7 +48,7 @@ class LayerSizes(click.ParamType):
 @config_option(
     Config,
     "activation",
-    "Hidden-layer activation (He initialisation for relu, Xavier otherwise).",
+    "Hidden-layer activation (Glorot-uniform initialisation).",
     type=click.Choice(ACTIVATIONS),
 )
 @config_option(
