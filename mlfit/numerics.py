@@ -97,12 +97,6 @@ def add_intercept(X):
     return np.column_stack([np.ones(X.shape[0]), X])
 
 
-def linear_predict(params: dict, X) -> np.ndarray:
-    """X: (n, p) design without intercept -> (n,) linear predictor intercept + X @ coef."""
-    out = np.asarray(X, dtype=float) @ np.asarray(params["coef"], dtype=float)
-    return out + params["intercept"] if params.get("intercept") is not None else out
-
-
 def rowwise_matmul(X, W) -> np.ndarray:
     """X @ W, summed column by column so that each row's value does not depend on how many
     rows the block has (BLAS kernels round differently by shape): predictions are then the

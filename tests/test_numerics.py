@@ -256,3 +256,16 @@ def test_logsumexp_all_minus_inf_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert logsumexp(np.array([-np.inf, -np.inf])) == -np.inf
+
+
+def test_rowwise_matmul_does_not_depend_on_the_rows_around(rng):
+    """Predictions must not change with the chunk a row arrives in: BLAS rounds by shape."""
+    from mlfit.numerics import rowwise_matmul
+
+    X, W = rng.normal(size=(5000, 13)), rng.normal(size=(13, 3))
+    full = rowwise_matmul(X, W)
+    np.testing.assert_allclose(full, X @ W, rtol=1e-12, atol=1e-12)
+    for start, size in [(0, 1), (7, 3), (2047, 2), (4999, 1), (100, 4096)]:
+        part = rowwise_matmul(X[start : start + size], W)
+        assert np.array_equal(part, full[start : start + size])
+    assert np.array_equal(rowwise_matmul(X[:9], W[:, 0]), full[:9, 0])
