@@ -21,7 +21,7 @@ from mlfit.errors import NotConvergedError
 from mlfit.files import check_writable
 from mlfit.model_io import save_model
 from mlfit.report import progress, render, to_json, warn
-from mlfit.solvers import SOLVERS, solver
+from mlfit.solvers import SOLVERS, reads_chunks, solver
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def run_fit(
         sel, target_kind=spec.target, extras=extras, numeric_features=not spec.text_features
     )
     job = _Job(model, solver(model), config, poly, not out.quiet)
-    if spec.sum_over_rows and should_stream(data, chunk_rows):
+    if reads_chunks(spec) and should_stream(data, chunk_rows):
         stream = ChunkStream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
         fitted = _fit_streaming(job, stream)
     else:

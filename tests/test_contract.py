@@ -75,7 +75,7 @@ def test_spec_and_solver_module_agree(name):
     assert issubclass(module.Params, contract.Params)
     for attr in ("Config", "fit", "predict"):
         assert hasattr(module, attr), attr
-    assert hasattr(module, "fit_chunks") == spec.sum_over_rows
+    assert hasattr(module, "fit_chunks") == (spec.sum_over_rows or spec.trains_from_chunks)
     if any(kind != "loss" for kind in spec.plots):
         assert hasattr(module, "plot_data")
     accepted = set(inspect.signature(module.predict).parameters) - {"params", "data"}
@@ -84,7 +84,7 @@ def test_spec_and_solver_module_agree(name):
     flags = {opt for p in command.params for opt in getattr(p, "opts", [])}
     for role in spec.extra_columns:
         assert f"--{role.replace('_', '-')}" in flags
-    assert ("--chunk-rows" in flags) == spec.sum_over_rows
+    assert ("--chunk-rows" in flags) == (spec.sum_over_rows or spec.trains_from_chunks)
     assert {"--json", "--save", "--plot", "--quiet"} <= flags
 
 
@@ -132,6 +132,21 @@ def test_chunked_fit_equals_in_memory(runner, case):
     for key, value in whole["metrics"].items():
         if isinstance(value, float):
             assert chunked["metrics"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_training_from_chunks_is_valid_and_deterministic(runner, case, strict_json):
+    """A model that trains from the stream (another shuffle than in memory) gives a model of
+    the same form, and the same command gives the same JSON."""
+    spec, path, args, _ = case
+    if not spec.trains_from_chunks:
+        pytest.skip("does not train from chunks")
+    runs = [fit(runner, spec, path, args, "--json", "-q", "--chunk-rows", "7") for _ in "ab"]
+    assert runs[0].exit_code == 0, runs[0].stderr
+    docs = [without_timing(strict_json(r.stdout)) for r in runs]
+    assert docs[0] == docs[1]
+    whole = strict_json(fit(runner, spec, path, args, "--json", "-q").stdout)
+    assert set(docs[0]["metrics"]) == set(whole["metrics"])
+    assert docs[0]["data"]["rows_used"] == whole["data"]["rows_used"] == N
 
 
 def test_extra_columns_reach_the_fit(runner, case, tmp_path):

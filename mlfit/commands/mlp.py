@@ -6,6 +6,7 @@ import click
 
 from mlfit.commands import (
     FiniteFloat,
+    chunk_rows_option,
     config_option,
     data_options,
     output_options,
@@ -129,6 +130,7 @@ class LayerSizes(click.ParamType):
     help="Compare backpropagation with central finite differences (float64) on a few rows; "
     "the largest relative error is in the JSON's solver section.",
 )
+@chunk_rows_option("one pass per epoch, rows shuffled within each chunk")
 @strict_option
 @output_options
 def command(
@@ -152,6 +154,7 @@ def command(
     dtype,
     seed,
     check_grad,
+    chunk_rows,
     strict,
     as_json,
     save,
@@ -195,5 +198,6 @@ def command(
         data,
         selection(target, features, drop, na),
         Output(as_json, save, quiet, plot),
+        chunk_rows=chunk_rows,
         strict=strict,
     )

@@ -56,7 +56,8 @@ class ModelSpec:
     target: str  # one of TARGET_KINDS
     extra_columns: tuple[str, ...] = ()  # roles of numeric non-feature columns, e.g. "offset"
     predict_options: tuple[PredictOption, ...] = ()
-    sum_over_rows: bool = False  # the fit is a sum over rows: it has fit_chunks (out of core)
+    sum_over_rows: bool = False  # the fit is a sum over rows: fit_chunks gives the same answer
+    trains_from_chunks: bool = False  # fit_chunks trains from the stream (a different shuffle)
     plots: tuple[str, ...] = ()  # kinds from PLOT_KINDS
     text_features: bool = True  # text columns are one-hot encoded; False: numbers only
 
@@ -107,6 +108,7 @@ SOLVERS: dict[str, ModelSpec] = {
             target="auto",
             predict_options=(PROBA,),
             plots=("loss",),
+            trains_from_chunks=True,
         ),
     )
 }
@@ -115,6 +117,11 @@ SOLVERS: dict[str, ModelSpec] = {
 def predict_options() -> dict[str, PredictOption]:
     """Every option some model's predict takes, by name (`mlfit predict` offers them all)."""
     return {o.name: o for spec in SOLVERS.values() for o in spec.predict_options}
+
+
+def reads_chunks(spec: ModelSpec) -> bool:
+    """Whether the model can be fitted from a chunk stream (--chunk-rows, big files)."""
+    return spec.sum_over_rows or spec.trains_from_chunks
 
 
 def module_name(name: str) -> str:

@@ -11,13 +11,14 @@ epoch's weights) has not improved by --tol for --patience epochs, or at --epochs
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from mlfit import contract
-from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
-from mlfit.errors import DataError, FitError
+from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
+from mlfit.errors import DataError
 from mlfit.metrics import classification_metrics
 from mlfit.numerics import rowwise_matmul
 from mlfit.params import (
@@ -29,19 +30,11 @@ from mlfit.params import (
     read_labels,
 )
 from mlfit.solvers.logreg import encode_labels
-from mlfit.solvers.network import (
-    ACTIVATIONS,
-    Network,
-    Optimizer,
-    activate,
-    check_gradient,
-    softmax_rows,
-)
+from mlfit.solvers.network import ACTIVATIONS, Network, activate, check_gradient, softmax_rows
+from mlfit.solvers.training import InMemoryBatches, train
 
 #: With --task auto, integers with at most this many distinct values are class labels.
 MAX_CLASSES_AUTO = 20
-#: A training loss this many times its first epoch's has diverged.
-RISE = 1e3
 
 
 @dataclass(frozen=True)
@@ -141,11 +134,17 @@ class Params(contract.Params):
 def _task(y: np.ndarray, config: Config) -> str:
     if config.task != "auto":
         return config.task
-    if y.dtype == object:
+    return _task_of_values(y.dtype == object, np.unique(y) if y.dtype != object else None)
+
+
+def _task_of_values(text: bool, values: np.ndarray | None) -> str:
+    """auto: text, or at most MAX_CLASSES_AUTO distinct integers, is classification.
+    values: the distinct numbers (None when there are more than MAX_CLASSES_AUTO)."""
+    if text:
         return "classification"
-    values = np.unique(y)
-    integers = np.all(values == np.round(values))
-    return "classification" if integers and len(values) <= MAX_CLASSES_AUTO else "regression"
+    if values is None or len(values) > MAX_CLASSES_AUTO:
+        return "regression"
+    return "classification" if np.all(values == np.round(values)) else "regression"
 
 
 def _validation_split(n: int, codes: np.ndarray | None, fraction: float, rng):
@@ -162,6 +161,40 @@ def _validation_split(n: int, codes: np.ndarray | None, fraction: float, rng):
     return np.setdiff1d(np.arange(n), held), held
 
 
+@dataclass
+class Prepared:
+    """What training needs, however the rows arrive: scaling, task, the batches, the
+    validation rows (scaled), and rows on the original scale for the metrics."""
+
+    task: str
+    labels: list | None
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: float
+    y_scale: float
+    batches: object  # .n training rows, .epoch(rng, batch) -> (Z, T) minibatches
+    valid: tuple | None  # (Zv, Tv)
+    train_rows: tuple  # (X, y or class codes) of the training rows (or a sample of them)
+    valid_rows: tuple | None
+    n_inputs: int
+    note: str | None = None  # e.g. that the metrics are on a sample
+
+    @property
+    def classify(self) -> bool:
+        return self.task == "classification"
+
+    def scaled(self, X: np.ndarray, dtype) -> np.ndarray:
+        return ((X - self.x_mean) / self.x_scale).astype(dtype)
+
+    def targets(self, y: np.ndarray, dtype) -> np.ndarray:
+        """One-hot rows of class codes, or the standardized target as a column."""
+        if self.classify:
+            T = np.zeros((len(y), len(self.labels)), dtype=dtype)
+            T[np.arange(len(y)), y] = 1.0
+            return T
+        return ((y.astype(float) - self.y_mean) / self.y_scale).astype(dtype)[:, None]
+
+
 def fit(
     data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
@@ -173,51 +206,83 @@ def fit(
     y = np.asarray(data.y)
     y = y if y.dtype.kind in "fiu" else y.astype(object)
     task = _task(y, config)
-    classify = task == "classification"
     labels, codes = None, None
-    if classify:
+    if task == "classification":
         codes, labels = encode_labels(y, data.target)
     elif y.dtype == object:
         raise DataError(f"Target '{data.target}' is not numeric; a regression needs numbers.")
-    x_mean, x_scale = X.mean(axis=0), X.std(axis=0)
-    x_scale = np.where(x_scale > 0, x_scale, 1.0)
-    Z = ((X - x_mean) / x_scale).astype(dtype)
-    if classify:
-        T = np.zeros((len(y), len(labels)), dtype=dtype)
-        T[np.arange(len(y)), codes] = 1.0
-        y_mean, y_scale = 0.0, 1.0
-    else:
-        yf = y.astype(float)
-        y_mean, y_scale = float(yf.mean()), float(yf.std()) or 1.0
-        T = ((yf - y_mean) / y_scale).astype(dtype)[:, None]
+    x_scale = X.std(axis=0)
+    yf = None if labels else y.astype(float)
+    prep = Prepared(
+        task,
+        labels,
+        X.mean(axis=0),
+        np.where(x_scale > 0, x_scale, 1.0),
+        0.0 if labels else float(yf.mean()),
+        1.0 if labels else float(yf.std()) or 1.0,
+        None,
+        None,
+        (),
+        None,
+        X.shape[1],
+    )
+    Z = prep.scaled(X, dtype)
+    target = codes if labels else y
+    T = prep.targets(target, dtype)
     train, valid = np.arange(len(y)), None
     if config.early_stopping:
         train, valid = _validation_split(len(y), codes, config.validation_fraction, rng)
         if len(train) < 2:
             raise DataError("--validation-fraction leaves too few training rows.")
-    sizes = [X.shape[1], *config.hidden, T.shape[1]]
-    net = Network.initialise(sizes, config.activation, classify, rng, dtype)
+    prep.batches = InMemoryBatches(Z, T, train)
+    prep.train_rows = (X[train], target[train])
+    if valid is not None:
+        prep.valid = (Z[valid], T[valid])
+        prep.valid_rows = (X[valid], target[valid])
+    return fit_prepared(prep, config, rng, on_progress, start)
+
+
+def fit_chunks(
+    chunks: Iterable[ModelData], config: Config = Config(), on_progress: ProgressFn = no_progress
+) -> FitResult:
+    """Training from a re-iterable stream of chunks, one pass per epoch, memory bounded by
+    the chunk (mlfit.solvers.mlp_stream).  Rows are shuffled within each chunk; the chunks
+    come in file order."""
+    from mlfit.solvers import mlp_stream
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    prep = mlp_stream.prepare(chunks, config, rng, _task_of_values)
+    return fit_prepared(prep, config, rng, on_progress, start)
+
+
+def fit_prepared(prep: Prepared, config: Config, rng, on_progress, start: float) -> FitResult:
+    """Initialise, (check the gradient,) train, and report."""
+    dtype = np.dtype(config.dtype)
+    sizes = [prep.n_inputs, *config.hidden, len(prep.labels) if prep.labels else 1]
+    net = Network.initialise(sizes, config.activation, prep.classify, rng, dtype)
     grad_error = None
     if config.check_grad:
-        grad_error = check_gradient(net, Z[train], T[train], config.l2)
-    run = _train(net, Z, T, train, valid, config, rng, on_progress)
+        Zc = prep.scaled(prep.train_rows[0][:5], dtype)
+        grad_error = check_gradient(net, Zc, prep.targets(prep.train_rows[1][:5], dtype), config.l2)
+    run = train(net, prep.batches, prep.valid, config, rng, on_progress)
     net = run.best
     params = Params(
         [W.astype(float) for W in net.weights],
         [b.astype(float) for b in net.biases],
         config.activation,
-        x_mean,
-        x_scale,
-        labels,
-        y_mean,
-        y_scale,
+        prep.x_mean,
+        prep.x_scale,
+        prep.labels,
+        prep.y_mean,
+        prep.y_scale,
     )
-    metrics = _metrics(params, X, y, codes, labels, train, valid, classify)
-    warnings = []
+    metrics = _metrics(params, prep)
+    warnings = [prep.note] if prep.note else []
     if not run.converged:
         warnings.append(
             f"Training did not converge in {config.epochs} epochs (the "
-            f"{'validation ' if valid is not None else ''}loss was still improving by more "
+            f"{'validation ' if prep.valid is not None else ''}loss was still improving by more "
             "than --tol). Raise --epochs or --lr, or loosen --tol."
         )
     convergence = {
@@ -227,7 +292,7 @@ def fit(
         "best_epoch": run.best_epoch,
         "history": run.history,
     }
-    if valid is not None:
+    if prep.valid is not None:
         convergence["validation_history"] = run.validation
     layers = Table(
         [str(i + 1) for i in range(len(net.weights))],
@@ -235,18 +300,18 @@ def fit(
             "inputs": [W.shape[0] for W in net.weights],
             "units": [W.shape[1] for W in net.weights],
             "activation": [config.activation] * (len(net.weights) - 1)
-            + ["softmax" if classify else "linear"],
+            + ["softmax" if prep.classify else "linear"],
             "parameters": [W.size + b.size for W, b in zip(net.weights, net.biases)],
         },
     )
     info = {
         "method": "backpropagation",
-        "task": task,
+        "task": prep.task,
         "hidden": list(config.hidden),
         "activation": config.activation,
         "optimizer": config.optimizer,
         "lr": config.lr,
-        "batch_size": min(config.batch_size, len(train)),
+        "batch_size": min(config.batch_size, prep.batches.n),
         "l2": config.l2,
         "dtype": config.dtype,
         "seed": config.seed,
@@ -255,12 +320,12 @@ def fit(
     }
     if grad_error is not None:
         info["gradient_check_max_relative_error"] = grad_error
-    if valid is not None:
-        info["validation_rows"] = len(valid)
+    if prep.valid is not None:
+        info["validation_rows"] = len(prep.valid[0])
     return FitResult(
         params,
         n_parameters=net.n_parameters,
-        n_obs=len(train),
+        n_obs=prep.batches.n,
         tables={"layers": layers},
         metrics=metrics,
         convergence=convergence,
@@ -269,93 +334,28 @@ def fit(
     )
 
 
-@dataclass
-class _Run:
-    best: Network
-    best_epoch: int
-    epochs: int
-    converged: bool
-    history: list
-    validation: list
-
-
-def _train(net, Z, T, train, valid, config, rng, on_progress) -> _Run:
-    """Epochs of shuffled minibatch steps.  --tol and --patience decide when to stop; the
-    weights kept with --early-stopping are those of the lowest validation loss."""
-    opt = Optimizer(config.optimizer, config.lr, net)
-    n = len(train)
-    batch = min(config.batch_size, n)
-    history, validation = [], []
-    best, best_epoch, lowest = net.copy(), 0, np.inf
-    target, stale, converged, epoch = np.inf, 0, False, 0
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for epoch in range(1, config.epochs + 1):  # divergence is reported, not warned
-            order = train[rng.permutation(n)]
-            total = 0.0
-            for i in range(0, n, batch):
-                rows = order[i : i + batch]
-                loss = net.backprop(Z[rows], T[rows], config.l2, n)
-                if not np.isfinite(loss):
-                    raise _diverged(f"The loss became {loss} in epoch {epoch}")
-                total += loss * len(rows)
-                opt.step(net)
-            history.append(total / n)
-            if history[-1] > RISE * max(history[0], np.finfo(float).tiny):
-                raise _diverged(
-                    f"The loss rose from {history[0]:.3g} to {history[-1]:.3g} in {epoch} epochs"
-                )
-            watched = history[-1]
-            if valid is not None:
-                watched = net.loss(net.predict(Z[valid]), T[valid])
-                validation.append(watched)
-            on_progress(Step(epoch, config.epochs, watched))
-            if watched < lowest:
-                lowest = watched
-                if valid is not None:
-                    best, best_epoch = net.copy(), epoch
-            if watched < target - config.tol:
-                target, stale = watched, 0
-            else:
-                stale += 1
-            if stale >= config.patience:
-                converged = True
-                break
-    if valid is None:
-        best, best_epoch = net, epoch
-    if not np.all(np.isfinite(best.theta)):
-        raise _diverged(f"The weights overflowed in epoch {epoch}")
-    return _Run(best, best_epoch, epoch, converged, history, validation)
-
-
-def _diverged(what: str) -> FitError:
-    return FitError(f"{what}: training diverged. Use a smaller --lr.")
-
-
-def _metrics(params, X, y, codes, labels, train, valid, classify) -> dict:
+def _metrics(params: Params, prep: Prepared) -> dict:
     """Training (and validation) metrics on the original scale, from the kept weights."""
 
-    def regression(rows):
-        pred = params.outputs(X[rows])
-        r = y[rows].astype(float) - pred
-        centred = y[rows].astype(float) - y[rows].astype(float).mean()
-        tss = float(centred @ centred)
+    def measure(X, target):
+        out = params.outputs(X)
+        if prep.classify:
+            metrics = classification_metrics(target, out, prep.labels, np.argmax(out, axis=1))
+            metrics["n"] = len(target)
+            return metrics
+        y = target.astype(float)
+        r = y - out
+        tss = float(((y - y.mean()) ** 2).sum())
         return {
             "rmse": float(np.sqrt(np.mean(r * r))),
             "mae": float(np.mean(np.abs(r))),
             "r_squared": 1.0 - float(r @ r) / tss if tss > 0 else None,
-            "n": len(rows),
+            "n": len(y),
         }
 
-    def classification(rows):
-        P = params.outputs(X[rows])
-        out = classification_metrics(codes[rows], P, labels, np.argmax(P, axis=1))
-        out["n"] = len(rows)
-        return out
-
-    measure = classification if classify else regression
-    metrics = measure(train)
-    if valid is not None:
-        metrics["validation"] = measure(valid)
+    metrics = measure(*prep.train_rows)
+    if prep.valid_rows is not None:
+        metrics["validation"] = measure(*prep.valid_rows)
     return metrics
 
 
