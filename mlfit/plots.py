@@ -73,6 +73,7 @@ def draw(path: str, kinds: list[str], data: dict, title: str, note: str | None =
         R's plot.glm labels), optional "rows" (the row numbers, 1-based, shown next to the
         three most extreme points; no labels without it);
       loss: "history" (loss per iteration), optional "validation_history";
+      accuracy: "validation_accuracy" (per iteration);
       roc, calibration: "classes" (K labels), "train" = (codes (n,) in 0..K-1, P (n, K)),
         optional "holdout" likewise (drawn dashed);
       bic: "bic" = {"ks": [k, ...] (m,), "types": [covariance type, ...] (t,), "values": (t, m)
@@ -337,6 +338,17 @@ def _loss(axes, data: dict) -> None:
     ax.set(title="Loss", xlabel="iteration", ylabel="loss")
     if len(curves) > 1:
         ax.legend(fontsize="small")
+
+
+def _accuracy(axes, data: dict) -> None:
+    """A classifier's validation accuracy per epoch."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax = axes[0]
+    values = np.asarray(data["validation_accuracy"], dtype=float)
+    ax.plot(np.arange(1, len(values) + 1), values, marker="o" if len(values) == 1 else None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set(title="Validation accuracy", xlabel="iteration", ylabel="accuracy")
 
 
 def _log_axis(values: np.ndarray) -> bool:
@@ -622,6 +634,7 @@ def _component_colours(K: int) -> np.ndarray:
 _PANELS = {
     "diagnostics": (4, _diagnostics),
     "loss": (1, _loss),
+    "accuracy": (1, _accuracy),
     "roc": (1, _roc),
     "calibration": (1, _calibration),
     "bic": (1, _bic),

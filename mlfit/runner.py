@@ -21,7 +21,7 @@ from mlfit.errors import NotConvergedError
 from mlfit.files import check_writable
 from mlfit.model_io import save_model
 from mlfit.report import progress, render, to_json, warn
-from mlfit.solvers import SOLVERS, reads_chunks, solver
+from mlfit.solvers import FROM_CONVERGENCE, SOLVERS, reads_chunks, solver
 
 
 @dataclass(frozen=True)
@@ -226,12 +226,15 @@ def _plot(path: str, job: _Job, fitted: _Fitted, kinds: tuple[str, ...]) -> None
     if data is None:  # streamed: collect the sampled rows in one more pass
         data, rows = _rows_of(fitted.stream, sample), None
     convergence = fitted.result.convergence or {}
-    history = convergence.get("history") or []
-    kinds = [k for k in kinds if k != "loss" or len(history) > 1]
-    figure = {"history": history}
-    if convergence.get("validation_history"):
-        figure["validation_history"] = convergence["validation_history"]
-    if any(k != "loss" for k in kinds):
+    # a kind drawn from the convergence record needs it (a one-step fit has no loss curve)
+    kinds = [
+        k for k in kinds if k not in FROM_CONVERGENCE or convergence.get(FROM_CONVERGENCE[k])
+    ] or ["loss"]
+    figure = {"history": convergence.get("history") or []}
+    for key in ("validation_history", "validation_accuracy"):
+        if convergence.get(key):
+            figure[key] = convergence[key]
+    if any(k not in FROM_CONVERGENCE for k in kinds):
         figure.update(job.module.plot_data(fitted.result, data, rows))
         # 1-based numbers of the plotted rows among those fitted, to label extreme points
         figure["rows"] = (np.arange(data.n_rows) if sample is None else sample) + 1

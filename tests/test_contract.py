@@ -17,7 +17,15 @@ import pytest
 
 from mlfit import contract
 from mlfit.cli import cli
-from mlfit.solvers import PLOT_KINDS, SOLVERS, TARGET_KINDS, module_name, predict_options, solver
+from mlfit.solvers import (
+    FROM_CONVERGENCE,
+    PLOT_KINDS,
+    SOLVERS,
+    TARGET_KINDS,
+    module_name,
+    predict_options,
+    solver,
+)
 
 MODELS = list(SOLVERS)
 N = 40
@@ -76,7 +84,7 @@ def test_spec_and_solver_module_agree(name):
     for attr in ("Config", "fit", "predict"):
         assert hasattr(module, attr), attr
     assert hasattr(module, "fit_chunks") == (spec.sum_over_rows or spec.trains_from_chunks)
-    if any(kind != "loss" for kind in spec.plots):
+    if any(kind not in FROM_CONVERGENCE for kind in spec.plots):
         assert hasattr(module, "plot_data")
     accepted = set(inspect.signature(module.predict).parameters) - {"params", "data"}
     assert accepted == {o.name for o in spec.predict_options}

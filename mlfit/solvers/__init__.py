@@ -17,7 +17,9 @@ from types import ModuleType
 #: or auto (numbers or labels: the model decides between regression and classification).
 TARGET_KINDS = ("numeric", "label", "none", "optional", "auto")
 #: The figures `--plot` can draw; a model lists the ones that make sense for it.
-PLOT_KINDS = ("diagnostics", "loss", "roc", "calibration", "bic", "clusters")
+PLOT_KINDS = ("diagnostics", "loss", "accuracy", "roc", "calibration", "bic", "clusters")
+#: Kinds drawn from a fit's convergence record (no plot_data needed), and the key each needs.
+FROM_CONVERGENCE = {"loss": "history", "accuracy": "validation_accuracy"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ SOLVERS: dict[str, ModelSpec] = {
             "Multilayer perceptrons by backpropagation: regression or classification.",
             target="auto",
             predict_options=(PROBA,),
-            plots=("loss",),
+            plots=("loss", "accuracy"),
             trains_from_chunks=True,
         ),
     )

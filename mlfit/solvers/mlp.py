@@ -294,6 +294,8 @@ def fit_prepared(prep: Prepared, config: Config, rng, on_progress, start: float)
     }
     if prep.valid is not None:
         convergence["validation_history"] = run.validation
+    if run.accuracy:
+        convergence["validation_accuracy"] = run.accuracy
     layers = Table(
         [str(i + 1) for i in range(len(net.weights))],
         {

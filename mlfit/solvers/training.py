@@ -37,7 +37,8 @@ class Run:
     epochs: int
     converged: bool
     history: list
-    validation: list
+    validation: list  # validation loss per epoch
+    accuracy: list  # validation accuracy per epoch (classifiers)
 
 
 def train(net, batches, valid, config, rng, on_progress) -> Run:
@@ -45,7 +46,7 @@ def train(net, batches, valid, config, rng, on_progress) -> Run:
     with a validation set (Zv, Tv) are those of its lowest loss."""
     opt = Optimizer(config.optimizer, config.lr, net)
     batch = min(config.batch_size, batches.n)
-    history, validation = [], []
+    history, validation, accuracy = [], [], []
     best, best_epoch, lowest = net.copy(), 0, np.inf
     target, stale, converged, epoch = np.inf, 0, False, 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -65,8 +66,12 @@ def train(net, batches, valid, config, rng, on_progress) -> Run:
                 )
             watched = history[-1]
             if valid is not None:
-                watched = net.loss(net.predict(valid[0]), valid[1])
+                out = net.predict(valid[0])
+                watched = net.loss(out, valid[1])
                 validation.append(watched)
+                if net.classify:
+                    hits = np.argmax(out, axis=1) == np.argmax(valid[1], axis=1)
+                    accuracy.append(float(np.mean(hits)))
             on_progress(Step(epoch, config.epochs, watched))
             if watched < lowest:
                 lowest = watched
@@ -83,7 +88,7 @@ def train(net, batches, valid, config, rng, on_progress) -> Run:
         best, best_epoch = net, epoch
     if not np.all(np.isfinite(best.theta)):
         raise diverged(f"The weights overflowed in epoch {epoch}")
-    return Run(best, best_epoch, epoch, converged, history, validation)
+    return Run(best, best_epoch, epoch, converged, history, validation, accuracy)
 
 
 def diverged(what: str) -> FitError:
