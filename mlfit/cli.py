@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import warnings
 
 import click
 
 from mlfit import __version__
-from mlfit.errors import ExitCode, MlfitError
+from mlfit.errors import ExitCode, MlfitError, Terminated
 from mlfit.solvers import SOLVERS, module_name
 
 #: Commands that are not models.
@@ -39,7 +41,11 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                # numpy's floating-point warnings: every condition they signal is checked and
+                # reported by mlfit as one message with a remedy, so the raw text never shows
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return super().invoke(ctx)
         except MlfitError as exc:
             if ctx.obj and ctx.obj.get("traceback"):
                 raise
@@ -48,6 +54,9 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(ExitCode.INTERRUPTED)
+        except Terminated:
+            click.echo("Terminated.", err=True)
+            ctx.exit(ExitCode.TERMINATED)
         except BrokenPipeError:
             # The reader went away (`mlfit ... | head`): stop quietly, as other Unix tools do.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -97,8 +106,20 @@ def cli(ctx, traceback):
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main() -> None:
     if not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read when numpy loads, after this line
         os.environ["MKL_NUM_THREADS"] = "1"
-    cli(prog_name="mlfit")
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli(prog_name="mlfit")
+    except KeyboardInterrupt:  # before the group's own handler is reached (imports)
+        click.echo("Interrupted.", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Terminated:
+        click.echo("Terminated.", err=True)
+        sys.exit(ExitCode.TERMINATED)

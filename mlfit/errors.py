@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     BAD_MODEL_FILE = 4  # not mlfit's, damaged, or from a newer mlfit
     NOT_CONVERGED = 5  # --strict and the fit did not converge
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM
     BROKEN_PIPE = 141  # the reader of stdout went away
 
 
@@ -25,6 +26,7 @@ EXIT_MEANINGS = {
     ExitCode.BAD_MODEL_FILE: "bad model file",
     ExitCode.NOT_CONVERGED: "not converged under --strict",
     ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.TERMINATED: "terminated (SIGTERM); no partial output file is left",
     ExitCode.BROKEN_PIPE: "the reader of stdout went away (a closed pipe)",
 }
 
@@ -63,3 +65,7 @@ class ModelFileError(MlfitError):
     """A model file is not mlfit's, is damaged, or is of an unknown format version."""
 
     exit_code = ExitCode.BAD_MODEL_FILE
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that open output files are cleaned up."""

@@ -8,12 +8,18 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from mlfit.errors import MlfitError
+from mlfit.errors import MlfitError, UsageError
 
 
-def check_writable(path: str) -> str:
+def check_writable(path: str, inputs: tuple[str, ...] = ()) -> str:
     """The directory `path` would be written in; an error now, before any work, when the
-    directory is missing or `path` is a directory."""
+    directory is missing, `path` is a directory, or `path` is one of this run's inputs."""
+    for source in inputs:
+        if source != "-" and os.path.exists(path) and os.path.samefile(path, source):
+            raise UsageError(
+                f"Refusing to write '{path}': it is an input of this run ('{source}'). "
+                "Write the output to another file."
+            )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise MlfitError(f"Cannot write '{path}': directory '{directory}' does not exist.")

@@ -35,9 +35,9 @@ def predict_file(
     options: the model-specific predict options given (e.g. proba, threshold); one the model
     does not declare is a usage error.
     """
-    saved = read_model(model_path)
     if output:
-        check_writable(output)
+        check_writable(output, inputs=(model_path, data))
+    saved = read_model(model_path)
     options = options or {}
     _check_options(saved, options, model_path)
     stream = ChunkStream(

@@ -57,7 +57,7 @@ def run_fit(
         raise TypeError(f"{model} declares no extra column {', '.join(undeclared)}")
     for path in (out.save, out.plot):  # before any reading or fitting: a bad path or a
         if path:  # missing extra must not cost a fit
-            check_writable(path)
+            check_writable(path, inputs=(data,))
     if out.plot:
         from mlfit import plots
 

@@ -115,7 +115,8 @@ def _check_header(names: list[str], src: str) -> None:
 
 def unknown_column_message(name: str, names: list[str], src: str, role: str | None = None) -> str:
     """role: what the column is for, e.g. "the model's feature", named in the message."""
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    same_but_case = [c for c in names if c.lower() == name.lower()]
+    close = same_but_case or difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     what = f"Column '{name}'" + (f" ({role})" if role else "")

@@ -42,6 +42,7 @@ def check_rows(n: int, n_params: int) -> None:
     """A linear predictor with more parameters than rows has no unique estimate."""
     if n < n_params:
         raise DataError(
-            f"Only {n} usable rows for {n_params} parameters: the model needs at least as "
+            f"Only {n} usable row{'s' if n != 1 else ''} for {n_params} parameters: the "
+            "model needs at least as "
             "many rows as parameters. Use fewer features or a lower --poly."
         )

@@ -359,7 +359,7 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, labels, cond, confi
         warnings.append(
             f"The design is ill-conditioned (condition number {cond:.3g} with columns "
             f"scaled to unit length): rounding in the data alone can change the "
-            f"coefficients in their {digits:.0f}th significant digit. Centre or rescale "
+            f"coefficients in their {_ordinal(round(digits))} significant digit. Centre or rescale "
             "features, or lower --poly."
         )
     if aliased.any():
@@ -405,3 +405,9 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
         sigma * sigma,
     )
     return {"diagnostics": diagnostics, "glm": False}
+
+
+def _ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 21st, ..."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"

@@ -1,0 +1,87 @@
+"""Odd uses as classes: outputs onto inputs, signals, case slips, grammar."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlfit.cli import cli
+
+
+@pytest.mark.parametrize("option", ["-o", "--plot"])
+def test_a_fit_refuses_to_write_onto_its_data(runner, assert_error, houses_csv, option):
+    before = Path(houses_csv).read_text()
+    result = runner.invoke(cli, ["normal-eq", houses_csv, "-y", "price", option, houses_csv])
+    assert_error(result, 2, "refusing to write", "input of this run")
+    assert Path(houses_csv).read_text() == before
+
+
+def test_predict_refuses_to_write_onto_its_model_or_data(
+    runner, assert_error, houses_csv, tmp_path
+):
+    model = tmp_path / "m.json"
+    assert (
+        runner.invoke(cli, ["normal-eq", houses_csv, "-y", "price", "-o", str(model)]).exit_code
+        == 0
+    )
+    saved = model.read_text()
+    for target in (str(model), houses_csv):
+        result = runner.invoke(cli, ["predict", str(model), houses_csv, "--output", target])
+        assert_error(result, 2, "refusing to write")
+    assert model.read_text() == saved
+
+
+def test_a_case_slip_is_suggested(runner, assert_error, houses_csv):
+    result = runner.invoke(cli, ["normal-eq", houses_csv, "-y", "PRICE"])
+    assert_error(result, 3, "did you mean 'price'")
+
+
+def test_one_row_is_singular(runner, assert_error, write_csv):
+    path = write_csv("a,b,y\n1,2,3\n")
+    message = assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "1 usable row for")
+    assert "1 usable rows" not in message
+
+
+def test_sigterm_leaves_no_partial_file_and_exits_143(tmp_path, rng):
+    """SIGTERM while fitting: exit 143, the earlier model file intact, no temporary files."""
+    X = rng.normal(size=(20_000, 5))
+    data = tmp_path / "d.csv"
+    np.savetxt(
+        data, np.column_stack([X, X @ np.ones(5)]), delimiter=",", header="a,b,c,d,e,y", comments=""
+    )
+    model = tmp_path / "m.model"
+    model.write_text("earlier")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    args = [
+        sys.executable,
+        "-m",
+        "mlfit",
+        "mlp",
+        str(data),
+        "-y",
+        "y",
+        "--epochs",
+        "100000",
+        "--patience",
+        "100000",
+        "--batch-size",
+        "8",
+        "-q",
+        "-o",
+        str(model),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    time.sleep(3.0)  # imports and loading done, training under way
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert b"Traceback" not in err and err.strip().endswith(b"Terminated.")
+    assert model.read_text() == "earlier"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
