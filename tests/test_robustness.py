@@ -85,3 +85,16 @@ def test_sigterm_leaves_no_partial_file_and_exits_143(tmp_path, rng):
     assert b"Traceback" not in err and err.strip().endswith(b"Terminated.")
     assert model.read_text() == "earlier"
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("chunked", [[], ["--chunk-rows", "1"]])
+def test_every_row_dropped_names_the_empty_column(runner, assert_error, write_csv, chunked):
+    path = write_csv("a,b,y\n1,,3\n2,,5\n3,,6\n")
+    result = runner.invoke(cli, ["normal-eq", path, "--na", "drop", *chunked])
+    assert_error(result, 3, "every row", "'b'", "--drop b")
+
+
+@pytest.mark.parametrize("sep", [";", "|"])
+def test_a_file_with_another_separator_gets_a_hint(runner, assert_error, write_csv, sep):
+    path = write_csv(f"a{sep}b{sep}y\n1{sep}2{sep}3\n4{sep}5{sep}6\n")
+    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "looks separated by", "commas")

@@ -178,6 +178,7 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
     if not features:
         raise DataError(
             f"No feature columns left in {src}: give --features, or drop fewer columns."
+            + _delimiter_hint(names)
         )
     return _Columns(
         src,
@@ -191,3 +192,16 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
         roles,
         sel.na,
     )
+
+
+def _delimiter_hint(names: list[str]) -> str:
+    """A one-column header holding another separator is a file mlfit split wrongly."""
+    if len(names) == 1:
+        for sep, name in ((";", "semicolons"), ("|", "bars"), (" ", "spaces")):
+            if sep in names[0].strip():
+                return (
+                    f" The header is one column, '{names[0][:40]}': the file looks separated by "
+                    f"{name}; mlfit reads commas (CSV) and tabs (TSV). Convert it, e.g. "
+                    f"tr '{sep}' ',' < FILE > FILE.csv."
+                )
+    return ""

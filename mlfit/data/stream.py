@@ -209,7 +209,9 @@ class ChunkStream:
         self.rows_read = 0
         self.rows_dropped = 0
         batches = self._slices(self._read)
+        present = set()  # columns with a value somewhere: the others explain an empty result
         for batch in batches:
+            present.update(n for n in self._columns.used if batch.column(n).null_count < len(batch))
             chunk, problems = self._validate(batch, self.rows_read)
             if problems:
                 base = self.rows_read + batch.num_rows
@@ -224,7 +226,7 @@ class ChunkStream:
         if self.rows_read == 0:
             raise DataError(f"{self.source} has a header but no data rows.")
         if self.rows_read == self.rows_dropped:
-            raise _nothing_left(self.source)
+            raise _nothing_left(self.source, [n for n in self._columns.used if n not in present])
 
     def _validate(self, batch: pa.Table, base: int) -> tuple[Dataset | None, _Problems]:
         """One chunk validated; base: the rows before it in the file."""

@@ -47,11 +47,18 @@ def load_dataset(path: str, sel: Selection, model: str = "this model") -> Datase
     dataset, problems = _validate(columns, cols, passthrough, rows, table.num_rows)
     problems.raise_first(columns)
     if dataset.n_rows == 0:
-        raise _nothing_left(src.name)
+        raise _nothing_left(src.name, [n for n in columns.used if _missing(cols[n]).all()])
     return dataset
 
 
-def _nothing_left(src: str) -> DataError:
+def _nothing_left(src: str, empty: list[str]) -> DataError:
+    """Every row dropped; empty: the columns with no value at all, usually the cause."""
+    if empty:
+        listed = ", ".join(f"'{n}'" for n in empty)
+        return DataError(
+            f"Every row of {src} has a missing value: column(s) {listed} have no value at "
+            f"all. Leave them out with --drop {','.join(empty)}."
+        )
     return DataError(f"Every row of {src} has a missing value; nothing is left to fit.")
 
 
