@@ -6,7 +6,9 @@ Exit codes are mlfit.errors.ExitCode.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import io
 import os
 import signal
 import sys
@@ -64,6 +66,9 @@ class LazyGroup(click.Group):
             ctx.exit(ExitCode.BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except OSError as exc:  # writing the result failed: the environment, not a bug
+            click.echo(f"Error: cannot write the output: {exc.strerror or exc}.", err=True)
+            ctx.exit(ExitCode.FIT_FAILED)
         except Exception as exc:  # a bug: still one line, with the way to get the details
             if ctx.obj and ctx.obj.get("traceback"):
                 raise
@@ -106,6 +111,17 @@ def cli(ctx, traceback):
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+class _ClosedOutput(io.TextIOBase):
+    """Standard output when the process started without one: writing is an OSError, which
+    the group reports as one line (a command that writes only to --output still works)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed; redirect it to a file")
+
+
 def _terminate(signum, frame):
     raise Terminated
 
@@ -115,6 +131,8 @@ def main() -> None:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read when numpy loads, after this line
         os.environ["MKL_NUM_THREADS"] = "1"
     signal.signal(signal.SIGTERM, _terminate)
+    if sys.stdout is None:  # started with stdout closed (>&-): fail when it is written to
+        sys.stdout = _ClosedOutput()
     try:
         cli(prog_name="mlfit")
     except KeyboardInterrupt:  # before the group's own handler is reached (imports)

@@ -98,3 +98,33 @@ def test_every_row_dropped_names_the_empty_column(runner, assert_error, write_cs
 def test_a_file_with_another_separator_gets_a_hint(runner, assert_error, write_csv, sep):
     path = write_csv(f"a{sep}b{sep}y\n1{sep}2{sep}3\n4{sep}5{sep}6\n")
     assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "looks separated by", "commas")
+
+
+@pytest.mark.parametrize("chunked", [[], ["--chunk-rows", "2"]])
+def test_a_latin1_header_is_one_clear_error(runner, assert_error, write_csv, chunked):
+    path = write_csv(b"\xe9t\xe9,y\n1,2\n2,3\n3,5\n")
+    assert_error(runner.invoke(cli, ["normal-eq", path, *chunked]), 3, "not utf-8", "iconv")
+
+
+def test_integers_beyond_2_to_the_53_are_read_as_the_nearest_double(runner, write_csv):
+    path = write_csv("x,y\n9007199254740993,1\n9007199254740995,2\n3,5\n4,6\n")
+    assert runner.invoke(cli, ["normal-eq", path, "-q"]).exit_code == 0
+
+
+def test_an_exact_gaussian_glm_has_null_likelihood(runner, write_csv, strict_json):
+    path = write_csv("x,y\n1,5\n2,5\n3,5\n4,5\n")
+    result = runner.invoke(cli, ["newton", path, "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    metrics = strict_json(result.stdout)["metrics"]
+    assert metrics["log_likelihood"] is None and metrics["aic"] is None
+
+
+@pytest.mark.parametrize("redirect", ["> /dev/full", ">&-"])
+def test_an_unwritable_stdout_is_one_line_and_exit_1(houses_csv, redirect):
+    if redirect == "> /dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    command = f"'{sys.executable}' -m mlfit normal-eq '{houses_csv}' -y price {redirect}"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, check=False)
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert err.count("\n") == 1 and err.startswith("Error: cannot write the output"), err

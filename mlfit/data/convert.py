@@ -15,6 +15,23 @@ from mlfit.errors import DataError
 def _read_arrow_table(
     src: _Source, include: list[str] | None = None, text: tuple[str, ...] = ()
 ) -> pa.Table:
+    table = _read_arrow(src, include, text)
+    header_names(table.schema, src.name)
+    return table
+
+
+def header_names(schema: pa.Schema, source: str) -> list[str]:
+    """The column names, or one clear error when the header is not UTF-8 text."""
+    try:
+        return schema.names
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"The header of {source} is not UTF-8 text (byte {exc.object[exc.start]:#x}, e.g. "
+            "Latin-1). Save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > NEW.csv."
+        ) from None
+
+
+def _read_arrow(src: _Source, include, text) -> pa.Table:
     try:
         with src.open() as stream:
             if src.fmt in ("csv", "tsv"):
@@ -88,7 +105,8 @@ def _column_to_numpy(name: str, col, src_name: str, rows: _RowNames | None = Non
     if pa.types.is_null(t):
         return np.full(len(col), np.nan)
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return _float64_values(pc.cast(col, pa.float64()))
+        # unsafe: an integer beyond 2^53 rounds to the nearest float64, as any decimal does
+        return _float64_values(pc.cast(col, pa.float64(), safe=False))
     if pa.types.is_boolean(t):
         out = np.array(col.to_pylist(), dtype=object)
         mask = out != None

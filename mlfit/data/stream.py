@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from mlfit.data.convert import _column_to_numpy, _valid_rows
+from mlfit.data.convert import _column_to_numpy, _valid_rows, header_names
 from mlfit.data.parse_errors import _explain_arrow_error, _line_offset, _RowNames
 from mlfit.data.selection import Selection, _check_header, _resolve
 from mlfit.data.sources import _csv_options, _read_all, _Source
@@ -88,17 +88,17 @@ class ChunkStream:
                         stream, read_options=read, parse_options=parse, convert_options=convert
                     )
                     schema = reader.schema
-                return schema.names, self._column_types(schema)
+                return header_names(schema, src.name), self._column_types(schema)
             if src.fmt == "parquet":
                 import pyarrow.parquet as pq
 
                 schema = pq.ParquetFile(self._parquet_input()).schema_arrow
-                return schema.names, {}
+                return header_names(schema, src.name), {}
             import pyarrow.json as pjson
 
             with src.open() as stream:
                 schema = pjson.open_json(stream).schema
-            return schema.names, {}
+            return header_names(schema, src.name), {}
         except (pa.ArrowInvalid, OSError) as exc:
             raise _explain_arrow_error(src, exc) from None
 

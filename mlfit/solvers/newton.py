@@ -317,7 +317,10 @@ class _Constant:
 
 
 def _gaussian_loglik(dev: float, n: int) -> float:
-    """Maximised Gaussian log-likelihood with sigma^2 = dev / n (R's logLik for glm)."""
+    """Maximised Gaussian log-likelihood with sigma^2 = dev / n (R's logLik for glm);
+    undefined (NaN, null in the JSON) for an exact fit, where sigma is 0."""
+    if dev <= 0:
+        return math.nan
     return -0.5 * n * (math.log(2.0 * math.pi * dev / n) + 1.0)
 
 
