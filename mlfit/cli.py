@@ -66,10 +66,10 @@ class LazyGroup(click.Group):
             ctx.exit(ExitCode.BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except OSError as exc:  # writing the result failed: the environment, not a bug
-            click.echo(f"Error: cannot write the output: {exc.strerror or exc}.", err=True)
-            ctx.exit(ExitCode.FIT_FAILED)
         except Exception as exc:  # a bug: still one line, with the way to get the details
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:  # the environment
+                click.echo(f"Error: cannot write the output: {exc.strerror or exc}.", err=True)
+                ctx.exit(ExitCode.FIT_FAILED)
             if ctx.obj and ctx.obj.get("traceback"):
                 raise
             click.echo(
@@ -109,6 +109,10 @@ def cli(ctx, traceback):
 #: 26 s with 2 threads against 2 s with 1, while another process used a core). Set any of these
 #: variables yourself to choose otherwise.
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+#: errno values of a failed write: a full disk, a closed or broken output device.
+WRITE_ERRORS = {errno.ENOSPC, errno.EBADF, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 class _ClosedOutput(io.TextIOBase):

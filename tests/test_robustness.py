@@ -128,3 +128,27 @@ def test_an_unwritable_stdout_is_one_line_and_exit_1(houses_csv, redirect):
     err = result.stderr.decode()
     assert result.returncode == 1, err
     assert err.count("\n") == 1 and err.startswith("Error: cannot write the output"), err
+
+
+def test_binary_garbage_is_one_line(mlfit_proc, tmp_path):
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(bytes(range(256)) * 12)
+    result = mlfit_proc("normal-eq", path)
+    err = result.stderr.decode()
+    assert result.returncode == 3 and err.count("\n") == 1, err
+    assert "not look like a text table" in err and "Exception ignored" not in err
+
+
+def test_a_utf16_file_says_so(runner, assert_error, tmp_path):
+    path = tmp_path / "u16.csv"
+    path.write_text("x,y\n1,2\n2,3\n3,5\n", encoding="utf-16")
+    assert_error(runner.invoke(cli, ["normal-eq", str(path)]), 3, "utf-16", "iconv")
+
+
+def test_a_fifo_is_read_once(tmp_path, houses_csv):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    command = f"cat '{houses_csv}' > '{fifo}' & '{sys.executable}' -m mlfit normal-eq '{fifo}' -y price -q --json"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert b'"rows_used": 30' in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,11 +66,16 @@ def _find_bad_line(src: _Source):
     read, parse, convert = _csv_options(src.fmt)
     read.use_threads = False
     parse.invalid_row_handler = handler
+    # pyarrow decodes the bad row's text before calling the handler; on bytes that are not
+    # UTF-8 that fails inside its callback and Python would print "Exception ignored ..."
+    unraisable, sys.unraisablehook = sys.unraisablehook, lambda _: None
     try:
         with src.open() as stream:
             pcsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
     except Exception:  # noqa: BLE001, S110 - we only want what the handler saw
         pass
+    finally:
+        sys.unraisablehook = unraisable
     return found[0] if found else None
 
 

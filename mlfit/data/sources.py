@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import stat
 import sys
 
 import pyarrow as pa
@@ -31,33 +32,71 @@ class _Source:
     def __init__(self, path: str):
         self.path = path
         self.name = "<stdin>" if path == "-" else path
-        self._stdin_bytes: bytes | None = None
+        self._bytes: bytes | None = None
         if path == "-":
-            self._stdin_bytes = sys.stdin.buffer.read()
-            if not self._stdin_bytes:
+            self._bytes = sys.stdin.buffer.read()
+            if not self._bytes:
                 raise DataError(
                     "Standard input is empty: pipe a table into mlfit or give a file path."
                 )
-            self.size = len(self._stdin_bytes)
+            self.size = len(self._bytes)
         else:
             if not os.path.exists(path):
                 raise DataError(f"File '{path}' not found.")
             if os.path.isdir(path):
                 raise DataError(f"'{path}' is a directory; give a data file.")
             try:
-                self.size = os.path.getsize(path)
-                with open(path, "rb"):
-                    pass
+                if stat.S_ISREG(os.stat(path).st_mode):
+                    self.size = os.path.getsize(path)
+                    with open(path, "rb"):
+                        pass
+                else:  # a FIFO or <(process substitution): it can be read only once
+                    with open(path, "rb") as f:
+                        self._bytes = f.read()
+                    self.size = len(self._bytes)
             except OSError as exc:
                 raise DataError(f"Cannot read '{path}': {exc.strerror}.") from None
             if self.size == 0:
                 raise DataError(f"File '{path}' is empty: it needs a header row and data rows.")
         self.compression = self._detect_compression()
+        self._check_encoding()
         self.fmt = self._detect_format()
+        if self.fmt != "parquet":
+            self._check_text()
+
+    def _check_text(self) -> None:
+        """Binary data (a NUL byte in the first 64 KiB) is not a text table to parse.  (Text
+        that is not UTF-8 is explained where it is found, naming the column and row.)"""
+        try:
+            with self.open() as stream:
+                head = stream.read(65536)
+        except (OSError, EOFError, lzma.LZMAError, pa.ArrowInvalid):
+            return  # a damaged compressed stream: the parser explains it
+        bad = head.find(b"\x00")
+        if bad >= 0:
+            raise DataError(
+                f"{self.name} does not look like a text table (byte {bad + 1} is a NUL byte). "
+                "Give a CSV, TSV, JSON Lines or Parquet file."
+            )
+
+    def _check_encoding(self) -> None:
+        """UTF-16 and UTF-32 text would parse as one garbled column: say so instead."""
+        head = self._head(4)
+        if self.compression is None and head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            kind = "UTF-32" if head in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff") else "UTF-16"
+            raise DataError(
+                f"{self.name} is {kind} text; mlfit reads UTF-8. Save it as UTF-8, e.g. "
+                f"iconv -f {kind} -t utf-8 FILE > NEW.csv."
+            )
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the bytes were read once (stdin, a FIFO) rather than opened by path."""
+        return self._bytes is not None
 
     def _head(self, n: int = 8) -> bytes:
-        if self._stdin_bytes is not None:
-            return self._stdin_bytes[:n]
+        if self._bytes is not None:
+            return self._bytes[:n]
         with open(self.path, "rb") as f:
             return f.read(n)
 
@@ -87,9 +126,7 @@ class _Source:
     def open(self) -> pa.NativeFile:
         """A readable, decompressed stream of the file's bytes."""
         raw = (
-            pa.BufferReader(self._stdin_bytes)
-            if self._stdin_bytes is not None
-            else pa.OSFile(self.path, "rb")
+            pa.BufferReader(self._bytes) if self._bytes is not None else pa.OSFile(self.path, "rb")
         )
         if self.compression is None:
             return raw

@@ -103,7 +103,7 @@ class ChunkStream:
             raise _explain_arrow_error(src, exc) from None
 
     def _parquet_input(self):
-        if self._src.compression is None and self._src.path != "-":
+        if self._src.compression is None and not self._src.in_memory:
             return self._src.path
         with self._src.open() as stream:
             return pa.BufferReader(_read_all(stream))
