@@ -43,6 +43,10 @@ def load_model(path: str) -> dict:
             doc = json.load(f)
     except FileNotFoundError:
         raise ModelFileError(f"Model file '{path}' not found.") from None
+    except IsADirectoryError:
+        raise ModelFileError(
+            f"Cannot read model file '{path}': it is a directory; give the file --save wrote."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"Cannot read model file '{path}': {exc}.") from None
     except json.JSONDecodeError:

@@ -152,3 +152,18 @@ def test_a_fifo_is_read_once(tmp_path, houses_csv):
     result = subprocess.run(["bash", "-c", command], capture_output=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert b'"rows_used": 30' in result.stdout
+
+
+def test_a_row_longer_than_a_parse_block_is_read(runner, write_csv, strict_json):
+    path = write_csv(
+        "x,note,y\n" + "".join(f"{i},{'a' * (3 << 20) if i == 2 else 'b'},{i}\n" for i in range(6))
+    )
+    result = runner.invoke(cli, ["normal-eq", path, "-x", "x", "-y", "y", "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert strict_json(result.stdout)["data"]["rows_used"] == 6
+
+
+def test_a_csv_named_parquet_says_what_to_do(runner, assert_error, houses_csv, tmp_path):
+    fake = tmp_path / "houses.parquet"
+    fake.write_bytes(Path(houses_csv).read_bytes())
+    assert_error(runner.invoke(cli, ["normal-eq", str(fake)]), 3, "not a parquet file", "rename")

@@ -31,14 +31,17 @@ def header_names(schema: pa.Schema, source: str) -> list[str]:
         ) from None
 
 
-def _read_arrow(src: _Source, include, text) -> pa.Table:
+def _read_arrow(src: _Source, include, text, block_size=None) -> pa.Table:
     try:
         with src.open() as stream:
             if src.fmt in ("csv", "tsv"):
                 import pyarrow.csv as pcsv
 
                 read, parse, convert = _csv_options(
-                    src.fmt, include=include, column_types={n: pa.string() for n in text}
+                    src.fmt,
+                    include=include,
+                    column_types={n: pa.string() for n in text},
+                    block_size=block_size,
                 )
                 return pcsv.read_csv(
                     stream, read_options=read, parse_options=parse, convert_options=convert
@@ -60,6 +63,8 @@ def _read_arrow(src: _Source, include, text) -> pa.Table:
         EOFError,
         lzma.LZMAError,
     ) as exc:
+        if "straddl" in str(exc) and block_size is None:  # a row longer than a block
+            return _read_arrow(src, include, text, block_size=64 << 20)
         raise _explain_arrow_error(src, exc) from None
 
 

@@ -51,6 +51,28 @@ def _explain_arrow_error(
             return DataError(f"{src.name}, line {number}: {reason}.")
     if "Empty CSV file" in text:
         return DataError(f"File '{src.name}' is empty: it needs a header row and data rows.")
+    if "magic bytes not found" in text:
+        return DataError(
+            f"Cannot parse {src.name}: it is not a Parquet file (no Parquet footer). If it is text, "
+            "rename it to .csv, .tsv or .jsonl; if it is Parquet, it is damaged: write it again."
+        )
+    if "Truncated compressed stream" in text or "unexpected end of" in text.lower():
+        return DataError(
+            f"Cannot parse {src.name}: it ends in the middle of its compressed data (a truncated "
+            "download or "
+            "copy?). Copy it again, or decompress what is there and check it."
+        )
+    if "straddl" in text:
+        return DataError(
+            f"Cannot parse {src.name}: a row is longer than the parser's block (over 64 MiB in one "
+            "line?). Check the line endings (an old Mac file uses CR only) or split the row."
+        )
+    if "compression" in text.lower() or "inflate" in text.lower():
+        return DataError(
+            f"Cannot parse {src.name}: it is not valid {src.compression or 'compressed'} data "
+            f"({text}). Check the "
+            "file, or its extension."
+        )
     return DataError(f"Cannot parse {src.name} as {src.fmt.upper()}: {text}")
 
 
