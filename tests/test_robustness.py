@@ -167,3 +167,36 @@ def test_a_csv_named_parquet_says_what_to_do(runner, assert_error, houses_csv, t
     fake = tmp_path / "houses.parquet"
     fake.write_bytes(Path(houses_csv).read_bytes())
     assert_error(runner.invoke(cli, ["normal-eq", str(fake)]), 3, "not a parquet file", "rename")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["1,000", "2,500", "3,100", "4,000"],
+        ["10%", "20%", "15%", "40%"],
+        ["$1.50", "$2.00", "$2.75", "$4.10"],
+        ["1,5", "2,25", "3,0", "4,75"],
+    ],
+    ids=["thousands", "percent", "currency", "decimal-comma"],
+)
+@pytest.mark.parametrize("column", ["x", "y"])
+@pytest.mark.parametrize("chunked", [[], ["--chunk-rows", "2"]])
+def test_formatted_numbers_are_an_error_not_a_category(
+    runner, assert_error, write_csv, values, column, chunked
+):
+    plain = ["1", "3", "2", "5"]
+    xs, ys = (values, plain) if column == "x" else (plain, values)
+    path = write_csv("x,y\n" + "".join(f'"{a}","{b}"\n' for a, b in zip(xs, ys)))
+    message = assert_error(
+        runner.invoke(cli, ["normal-eq", path, *chunked]),
+        3,
+        f"column '{column}'",
+        "formatting",
+        values[0],
+    )
+    assert ("--drop" in message) == (column == "x")
+
+
+def test_text_categories_are_still_categories(runner, write_csv):
+    path = write_csv("x,y\na,1\nb,3\na,2\nb,5\nc,4\n")
+    assert runner.invoke(cli, ["normal-eq", path, "-q"]).exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,13 +123,26 @@ def _validate(
     for name in columns.used:
         if cols[name].dtype != object:
             continue
+        formatted = None
         if columns.must_be_numeric(name):
             cols[name], bad = _as_numbers(cols[name])
+            if bad is not None and _FORMATTED.match(str(cols[name][bad])):
+                formatted = bad
         elif name in columns.features and name not in columns.kinds:
-            bad = _first_stray_word(cols[name])  # a stray word must not make a categorical
+            formatted = _first_formatted_number(cols[name])  # '1,000' must not be a category
+            bad = _first_stray_word(cols[name])  # nor a stray word in a column of numbers
         else:
             bad = None
-        if bad is not None:
+        if formatted is not None:
+            droppable = name in columns.features
+            problems.text[name] = _formatted_message(
+                columns.named(name),
+                columns.source,
+                rows(formatted),
+                cols[name][formatted],
+                name if droppable else None,
+            )
+        elif bad is not None:
             problems.text[name] = columns.not_numeric(name, rows(bad), cols[name][bad])
     missing = {n: _missing(cols[n]) for n in columns.used}
     counts = {n: int(m.sum()) for n, m in missing.items() if m.any()}
@@ -185,6 +199,32 @@ def _as_numbers(values: np.ndarray) -> tuple[np.ndarray, int | None]:
         except ValueError:
             return values, i
     return out, None
+
+
+#: A number written with formatting: thousands separators, a decimal comma, %, a currency.
+_FORMATTED = re.compile(
+    r"^\s*[-+(]?\s*[$€£¥]?\s*[-+]?(\d{1,3}(,\d{3})+|\d+)([.,]\d+)?\s*%?\s*\)?\s*$"
+)
+
+
+def _first_formatted_number(values: np.ndarray) -> int | None:
+    """Index of the first value of a text column whose every value is a formatted number."""
+    present = [v for v in dict.fromkeys(values) if v is not None]
+    if all(is_number(v) or _FORMATTED.match(v) for v in present):
+        first = next((v for v in present if not is_number(v)), None)
+        if first is not None:
+            return int(np.flatnonzero(values == first)[0])
+    return None
+
+
+def _formatted_message(named: str, src: str, row: str, value, drop: str | None) -> str:
+    """drop: the feature's name, for the advice to leave it out (not for a target)."""
+    advice = f", or leave it out with --drop {drop}" if drop else ""
+    return (
+        f"{named} in {src} holds numbers written with formatting ({row} has '{value}': "
+        "thousands separators, a decimal comma, % or a currency sign); mlfit reads plain "
+        f"numbers only (1000.5). Remove the formatting{advice}."
+    )
 
 
 def _first_stray_word(values: np.ndarray) -> int | None:
