@@ -200,3 +200,20 @@ def test_formatted_numbers_are_an_error_not_a_category(
 def test_text_categories_are_still_categories(runner, write_csv):
     path = write_csv("x,y\na,1\nb,3\na,2\nb,5\nc,4\n")
     assert runner.invoke(cli, ["normal-eq", path, "-q"]).exit_code == 0
+
+
+@pytest.mark.parametrize("chunked", [[], ["--chunk-rows", "2"]])
+def test_header_names_and_options_match_by_one_rule(
+    runner, assert_error, write_csv, chunked, strict_json
+):
+    """Names match up to surrounding spaces; a header where that is ambiguous, or a column
+    without a name (a trailing comma), is a clear error."""
+    both = write_csv("x,x ,y\n1,2,3\n2,3,5\n3,5,6\n4,1,2\n")
+    assert_error(runner.invoke(cli, ["normal-eq", both, *chunked]), 3, "two columns named 'x'")
+    spaced = write_csv("a,x ,y\n1,2,3\n2,3,5\n3,5,6\n4,1,2\n", name="spaced.csv")
+    for drop in ("x", "x ", " x"):
+        result = runner.invoke(cli, ["normal-eq", spaced, "--drop", drop, "--json", "-q", *chunked])
+        assert result.exit_code == 0, result.stderr
+        assert strict_json(result.stdout)["features"] == ["a"]
+    trailing = write_csv("a,b,y,\n1,2,3,\n2,3,5,\n3,5,6,\n", name="trailing.csv")
+    assert_error(runner.invoke(cli, ["normal-eq", trailing, "-y", "y", *chunked]), 3, "no name")

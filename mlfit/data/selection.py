@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from mlfit.data.parse_errors import _stray_word_message
@@ -106,11 +106,42 @@ class _Columns:
 
 
 def _check_header(names: list[str], src: str) -> None:
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise DataError(f"{src} has two columns named '{name}'; column names must be unique.")
-        seen.add(name)
+    """Every column named, and the names unique as options match them: up to surrounding
+    spaces (`--drop 'x '` and `--drop x` both mean the column 'x ')."""
+    seen: dict[str, str] = {}
+    for i, name in enumerate(names):
+        key = name.strip()
+        if not key:
+            raise DataError(
+                f"Column {i + 1} of {src} has no name (a trailing comma on the header line?). "
+                "Name it in the header, or remove the empty column."
+            )
+        if key in seen:
+            spaces = f" (up to spaces: {seen[key]!r} and {name!r})" if seen[key] != name else ""
+            raise DataError(
+                f"{src} has two columns named '{key}'{spaces}; column names must be unique."
+            )
+        seen[key] = name
+
+
+def _as_in_header(names: list[str], sel: Selection) -> Selection:
+    """The selection with every column it names spelled as in the header (the one rule:
+    names match up to surrounding spaces, which _check_header keeps unambiguous)."""
+    actual = {n.strip(): n for n in names}
+
+    def real(name):
+        return actual.get(name.strip(), name) if isinstance(name, str) else name
+
+    return replace(
+        sel,
+        target=real(sel.target),
+        features=None if sel.features is None else tuple(real(n) for n in sel.features),
+        drop=tuple(real(n) for n in sel.drop),
+        extras={role: real(col) for role, col in sel.extras.items()},
+        kinds={real(n): kind for n, kind in sel.kinds.items()},
+        roles={real(n): role for n, role in sel.roles.items()},
+        passthrough=tuple(real(n) for n in sel.passthrough),
+    )
 
 
 def unknown_column_message(name: str, names: list[str], src: str, role: str | None = None) -> str:
@@ -132,6 +163,7 @@ def resolve_columns(
 
 
 def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns:
+    sel = _as_in_header(names, sel)
     roles = {col: f"the {role}" for role, col in sel.extras.items()}
     roles.update(sel.roles)
     if sel.target_kind == "none" and sel.target is not None:
