@@ -81,9 +81,18 @@ class Design:
         if not products:
             return hi, None
         lo = np.zeros((n, width), order="F")
+        first = j
         for h, e in products:
             hi[:, j], lo[:, j] = h, e
             j += 1
+        overflow = ~np.all(np.isfinite(hi[:, first:]), axis=0)
+        if overflow.any():  # the data are finite: only a product can overflow
+            term = self.names[first + int(np.flatnonzero(overflow)[0])]
+            raise DataError(
+                f"The polynomial term '{term}' overflows float64 in {source} (the values are "
+                "too large to raise to that power). Rescale the features (e.g. divide by a "
+                "power of ten) or lower --poly."
+            )
         return hi, lo
 
     def _one_hot(self, f: str, values: np.ndarray, source: str, first_row: int) -> np.ndarray:

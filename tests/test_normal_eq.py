@@ -495,3 +495,32 @@ def test_a_constant_target_has_no_f_test_or_r_squared(rng, value):
     assert math.isnan(m["r_squared"]) and math.isnan(m["f_statistic"])
     assert math.isnan(m["f_p_value"])
     assert any("constant" in w for w in res.warnings)
+
+
+@pytest.mark.parametrize("k", [-1000, -900, -520, -100, 0, 100, 520, 900, 1000])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_scaling_a_column_by_a_power_of_two_changes_nothing_but_its_coefficient(rng, k, chunked):
+    """x * 2^k is exact; the fit must see the same problem: no column aliased, every other
+    estimate the same, x's estimate and error scaled by 2^-k (to rounding)."""
+    X = rng.normal(size=(60, 3)) * [1.0, 3.0, 0.5]
+    y = 2.0 + X @ [1.5, -0.7, 2.0] + rng.normal(0, 0.3, 60)
+    Xk = X.copy()
+    Xk[:, 1] = np.ldexp(X[:, 1], k)
+    fit = (
+        (
+            lambda Z: normal_eq.fit_chunks(
+                [ModelData(Z[i : i + 7], y[i : i + 7]) for i in range(0, 60, 7)]
+            )
+        )
+        if chunked
+        else (lambda Z: normal_eq.fit(ModelData(Z, y)))
+    )
+    base, scaled = fit(X), fit(Xk)
+    assert not scaled.params.aliased
+    b, s = base.coefficients, scaled.coefficients
+    factor = np.array([1.0, 1.0, np.ldexp(1.0, -k), 1.0])  # intercept first
+    tol = 1e-9 if chunked else 1e-12
+    for key in ("estimate", "std_error"):
+        np.testing.assert_allclose(s[key] / factor, b[key], rtol=tol)
+    np.testing.assert_allclose(s["p_value"], b["p_value"], rtol=1e-8, atol=1e-300)
+    assert scaled.metrics["r_squared"] == pytest.approx(base.metrics["r_squared"], rel=1e-12)

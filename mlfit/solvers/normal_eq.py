@@ -142,13 +142,14 @@ def fit(
     # Row blocks that fit in cache: the same TSQR as a chunked fit, and no n x p copy of X.
     block = max(p + 1, BLOCK_BYTES // (8 * (p + 1)))
     blocks = (ModelData(X[i : i + block], y[i : i + block]) for i in range(0, n, block))
-    R_aug, moments, _ = _accumulate(blocks, config.intercept)
+    shift = _extreme_shift(X, config)
+    R_aug, moments, _, _ = _accumulate(blocks, config.intercept, shift=shift)
     refine = config.refine if config.refine is not None else n * p <= REFINE_MAX_CELLS
     in_memory = None
     if refine and config.l2 == 0:
-        A, A_lo = _design(X, X_lo, config.intercept)
+        A, A_lo = _design(_shifted(X, shift), _shifted(X_lo, shift), config.intercept)
         in_memory = (A, A_lo, y)
-    result = _solve(R_aug, moments, config, in_memory, data.names)
+    result = _solve(R_aug, moments, config, in_memory, data.names, shift)
     on_progress(Step(1, 1, result.metrics["rss"]))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
@@ -158,27 +159,51 @@ def fit_chunks(
     chunks: Iterable[ModelData], config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
     """One pass over the chunks, memory bounded by the chunk: accumulate R of [X | y]."""
-    R_aug, moments, names = _accumulate(chunks, config.intercept, on_progress)
-    return _solve(R_aug, moments, config, None, names)
+    R_aug, moments, names, shift = _accumulate(chunks, config.intercept, on_progress, config)
+    return _solve(R_aug, moments, config, None, names, shift)
 
 
-def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_progress):
+#: Columns whose largest magnitude is beyond 2^±EXTREME_EXPONENT are scaled by a power of two
+#: before the QR: squared norms of values near 1e-300 underflow (the column would look
+#: aliased) and near 1e300 overflow. Scaling by 2^k is exact, so the answer is the same.
+EXTREME_EXPONENT = 400
+
+
+def _extreme_shift(X: np.ndarray, config: Config) -> np.ndarray | None:
+    """Per-column exponents k (X * 2^k has magnitude about 1) for extreme columns, else None.
+    Not for ridge, whose penalty is on the original scale."""
+    if config.l2 > 0 or X.size == 0:
+        return None
+    with np.errstate(divide="ignore"):
+        top = np.log2(np.max(np.abs(X), axis=0))
+    k = np.where(np.isfinite(top) & (np.abs(top) > EXTREME_EXPONENT), -np.round(top), 0.0)
+    return k.astype(np.int64) if np.any(k) else None
+
+
+def _shifted(X, shift):
+    return X if X is None or shift is None else np.ldexp(X, shift)
+
+
+def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_progress, shift=None):
     """R of [1 X y] over all chunks (TSQR: stack the running R on each chunk, refactorise),
-    the moments of y, and the design's column names."""
+    the moments of y, the design's column names, and the exponents the columns were scaled
+    by (2^shift).  shift: given, or a Config to find it from the first chunk (one pass)."""
     R_aug = None
     moments = _YMoments()
     rows = 0
     names = None
     for i, chunk in enumerate(chunks, start=1):
         y = np.asarray(chunk.y, dtype=float)
-        R_aug = _qr_r(_augmented(chunk.X, y, intercept, R_aug))
+        if isinstance(shift, Config):
+            shift = _extreme_shift(chunk.X, shift)
+        R_aug = _qr_r(_augmented(_shifted(chunk.X, shift), y, intercept, R_aug))
         moments.add(y)
         rows += len(y)
         names = chunk.names
         on_progress(Step(i, 0, float(rows)))
     if R_aug is None:
         raise DataError("No data rows to fit.")
-    return R_aug, moments, names
+    return R_aug, moments, names, shift
 
 
 def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
@@ -188,7 +213,8 @@ def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
     return (diag <= tol * norms) | (norms == 0)
 
 
-def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, names) -> FitResult:
+def _solve(R_aug, moments: _YMoments, config: Config, in_memory, names, shift=None) -> FitResult:
+    """shift: the exponents the design's columns were scaled by (2^shift) before the QR."""
     n = moments.n
     p = R_aug.shape[1] - 1
     check_rows(n, p)
@@ -221,6 +247,9 @@ def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, nam
         coef_s, resid, diag_s = _refine(As, As_lo, y, coef_s, diag_s)
         rss = math.fsum(resid * resid)
         method = "householder-qr+refinement"
+    if shift is not None:  # back to the columns as given: exact powers of two again
+        full_shift = np.concatenate([[0] * (1 if config.intercept else 0), shift])[keep]
+        scale = np.ldexp(scale, -full_shift)
     coef = coef_s / scale
     if config.l2 > 0:
         fitted_rss = _ridge_rss(R_aug, keep, coef, p)
@@ -229,10 +258,12 @@ def _solve(R_aug: np.ndarray, moments: _YMoments, config: Config, in_memory, nam
         list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)]
     )
     result = _statistics(
-        coef, diag_s / scale**2, rss, moments, aliased, keep, labels, cond, config, method
+        coef, (diag_s, scale), rss, moments, aliased, keep, labels, cond, config, method
     )
     # (X'X)^-1 of the estimable columns, for leverage in the diagnostic plots: k x k, cheap.
-    result.internals["unscaled_cov"] = (Rinv @ Rinv.T) / np.outer(scale, scale)
+    unscaled = Rinv / scale[:, None]  # (X'X)^-1 = S^-1 Rs^-1 Rs^-T S^-1, S = diag(scale)
+    with np.errstate(over="ignore"):  # an extreme column's variance may not fit a float64
+        result.internals["unscaled_cov"] = unscaled @ unscaled.T
     result.internals["keep"] = keep
     if aliased.any():
         listed = ", ".join(f"'{labels[j]}'" for j in np.flatnonzero(aliased))
@@ -299,6 +330,8 @@ def _refine(A, A_lo, y, coef, diag, max_iter: int = 30):
 
 
 def _statistics(coef, var_unit, rss, moments, aliased, keep, labels, cond, config, method):
+    """var_unit: (d, scale), diag((X'X)^-1) = d / scale^2, kept apart so that a scale near
+    2^-1000 (an extreme column) does not overflow on the way to the standard error."""
     n = moments.n
     p = len(labels)
     k = len(keep)
@@ -313,7 +346,7 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, labels, cond, confi
     sigma2 = rss / df_resid if df_resid > 0 else math.nan
     if config.l2 == 0:
         std_error = full.copy()
-        std_error[keep] = np.sqrt(sigma2 * var_unit)
+        std_error[keep] = np.sqrt(sigma2 * var_unit[0]) / var_unit[1]
         table["std_error"] = std_error
         table.update(
             t_table(estimate, std_error, df_resid)
