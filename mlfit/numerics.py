@@ -92,6 +92,17 @@ def power_of_two_scale(A):
     return np.exp2(np.round(np.log2(norms)))
 
 
+def column_std(X: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Standard deviations computed on columns scaled to magnitude 1 by a power of two (exact):
+    X.std() squares the values, which underflows to 0 for data near 1e-300 (and overflows
+    near 1e300), so such columns would not be standardized at all."""
+    X = np.asarray(X, dtype=float)
+    with np.errstate(divide="ignore"):
+        k = np.where(X.size > 0, -np.round(np.log2(np.max(np.abs(X), axis=axis))), 0)
+    k = np.where(np.isfinite(k), k, 0).astype(np.int64)
+    return np.ldexp(np.std(np.ldexp(X, k), axis=axis), -k)
+
+
 def add_intercept(X):
     """Prepend a column of ones. X: (n, p) -> (n, p + 1)."""
     return np.column_stack([np.ones(X.shape[0]), X])

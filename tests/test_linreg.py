@@ -250,3 +250,17 @@ def test_objective_is_half_mean_squared_error(rng, monkeypatch):
     w = rng.normal(size=p)
     loss, _ = objective(w, None)
     np.testing.assert_allclose(loss, 0.5 * np.mean((X @ w - y) ** 2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [-1000, -500, 500, 1000])
+def test_extreme_magnitudes_are_standardized(rng, k):
+    """x near 2^k: its standard deviation must not underflow (or overflow) to no scaling."""
+    from mlfit.numerics import column_std
+
+    X = np.ldexp(rng.uniform(1, 5, size=(50, 1)), k)
+    y = 2.0 + np.ldexp(X[:, 0], -k) * 1.5 + rng.normal(0, 0.1, 50)
+    np.testing.assert_allclose(column_std(X), np.ldexp(np.std(np.ldexp(X, -k), axis=0), k))
+    res = linreg.fit(ModelData(X, y), linreg.Config(tol=1e-10, epochs=5000))
+    ref = normal_eq.fit(ModelData(X, y))
+    assert res.converged
+    assert rel_error(res.coefficients["estimate"], ref.coefficients["estimate"]) < 1e-6

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
+from mlfit.numerics import column_std
 from mlfit.params import ParamsError, decode_array, encode_array, read_float
 from mlfit.solvers.descent import DescentConfig, descend
 from mlfit.solvers.linear import LinearParams, check_rows
@@ -54,7 +55,7 @@ def _standardizer(X: np.ndarray, y: np.ndarray, config: Config):
         return np.zeros(X.shape[1]), np.ones(X.shape[1]), 0.0, 1.0
     if config.intercept:
         mx, my = X.mean(axis=0), float(y.mean())
-        sx, sy = X.std(axis=0), float(y.std())
+        sx, sy = column_std(X), float(column_std(y[:, None])[0])
     else:
         mx, my = np.zeros(X.shape[1]), 0.0
         sx, sy = np.sqrt(np.mean(X * X, axis=0)), float(np.sqrt(np.mean(y * y)))

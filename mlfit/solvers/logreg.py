@@ -20,7 +20,7 @@ from mlfit import contract
 from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
 from mlfit.errors import DataError, FitError
 from mlfit.metrics import classification_metrics
-from mlfit.numerics import add_intercept, rowwise_matmul, sigmoid
+from mlfit.numerics import add_intercept, column_std, rowwise_matmul, sigmoid
 from mlfit.params import (
     ParamsError,
     decode_array,
@@ -161,7 +161,7 @@ def holdout_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
 def _standardizer(X: np.ndarray, on: bool):
     if not on:
         return np.zeros(X.shape[1]), np.ones(X.shape[1])
-    m, s = X.mean(axis=0), X.std(axis=0)
+    m, s = X.mean(axis=0), column_std(X)
     return m, np.where(s > 0, s, 1.0)
 
 

@@ -20,7 +20,7 @@ from mlfit import contract
 from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
 from mlfit.errors import DataError
 from mlfit.metrics import classification_metrics
-from mlfit.numerics import rowwise_matmul
+from mlfit.numerics import column_std, rowwise_matmul
 from mlfit.params import (
     ParamsError,
     decode_array,
@@ -211,7 +211,7 @@ def fit(
         codes, labels = encode_labels(y, data.target)
     elif y.dtype == object:
         raise DataError(f"Target '{data.target}' is not numeric; a regression needs numbers.")
-    x_scale = X.std(axis=0)
+    x_scale = column_std(X)
     yf = None if labels else y.astype(float)
     prep = Prepared(
         task,
