@@ -6,6 +6,7 @@ is written twice.  Shared option groups are decorators, defined once here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import click
@@ -137,6 +138,16 @@ def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
         )(f)
 
     return decorate
+
+
+def config_from(config_cls, settings: dict):
+    """The Config from a command's keyword arguments named as its fields (flags are field
+    names with dashes); keywords that are not fields are an error, so none is dropped."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"{config_cls.__module__}.Config has no field {', '.join(unknown)}")
+    return config_cls(**settings)
 
 
 def config_option(config_cls, field: str, help: str, type=None, **kwargs):

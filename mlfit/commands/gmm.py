@@ -7,6 +7,7 @@ import click
 from mlfit.commands import (
     FiniteFloat,
     chunk_rows_option,
+    config_from,
     config_option,
     data_options_with,
     max_iter_option,
@@ -129,26 +130,7 @@ def _axes(ctx, param, value):
 @strict_option
 @output_options
 def command(
-    data,
-    target,
-    features,
-    drop,
-    na,
-    k,
-    covariance,
-    n_init,
-    reg_covar,
-    max_iter,
-    tol,
-    seed,
-    standardize,
-    plot_axes,
-    chunk_rows,
-    strict,
-    as_json,
-    save,
-    plot,
-    quiet,
+    data, target, features, drop, na, chunk_rows, strict, as_json, save, plot, quiet, **settings
 ):
     """Gaussian mixtures by EM; components and covariance chosen by BIC.
 
@@ -167,17 +149,7 @@ def command(
         mlfit gmm sample_data/flowers.csv -y species --k 3 --n-init 5
         mlfit gmm sample_data/clusters.csv --k 3 -o clusters.model && mlfit predict clusters.model sample_data/clusters.csv --score --outliers 0.01
     """
-    config = Config(
-        k=k,
-        covariance=covariance,
-        n_init=n_init,
-        reg_covar=reg_covar,
-        max_iter=max_iter,
-        tol=tol,
-        seed=seed,
-        standardize=standardize,
-        plot_axes=plot_axes,
-    )
+    config = config_from(Config, settings)
     run_fit(
         "gmm",
         config,

@@ -7,6 +7,7 @@ import click
 from mlfit.commands import (
     FiniteFloat,
     chunk_rows_option,
+    config_from,
     config_option,
     data_options,
     output_options,
@@ -134,32 +135,7 @@ class LayerSizes(click.ParamType):
 @strict_option
 @output_options
 def command(
-    data,
-    target,
-    features,
-    drop,
-    na,
-    hidden,
-    activation,
-    task,
-    optimizer,
-    lr,
-    batch_size,
-    epochs,
-    l2,
-    tol,
-    patience,
-    early_stopping,
-    validation_fraction,
-    dtype,
-    seed,
-    check_grad,
-    chunk_rows,
-    strict,
-    as_json,
-    save,
-    plot,
-    quiet,
+    data, target, features, drop, na, chunk_rows, strict, as_json, save, plot, quiet, **settings
 ):
     """Multilayer perceptrons by backpropagation: regression or classification.
 
@@ -175,23 +151,7 @@ def command(
         mlfit mlp sample_data/houses.csv -y price --drop id --hidden 32,16 --epochs 500
         mlfit mlp sample_data/admissions.csv -y admitted --early-stopping --patience 20 --json
     """
-    config = Config(
-        hidden=hidden,
-        activation=activation,
-        task=task,
-        optimizer=optimizer,
-        lr=lr,
-        batch_size=batch_size,
-        epochs=epochs,
-        l2=l2,
-        tol=tol,
-        patience=patience,
-        early_stopping=early_stopping,
-        validation_fraction=validation_fraction,
-        dtype=dtype,
-        seed=seed,
-        check_grad=check_grad,
-    )
+    config = config_from(Config, settings)
     run_fit(
         "mlp",
         config,
