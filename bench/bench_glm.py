@@ -55,7 +55,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bench_regression import DATA_DIR, HERE, mlfit_command, wall_time, warm_page_cache
+from bench_regression import (
+    HERE,
+    cached_data,
+    mlfit_command,
+    print_mlfit_timing,
+    wall_time,
+    warm_page_cache,
+)
 
 REPEAT = 3
 #: A competitor counts as "equal quality" when its mean log-likelihood is within this of the
@@ -109,6 +116,7 @@ PIPELINES = {
 PIPELINE_SCRIPT = """\
 import sys
 import numpy, pandas, sklearn.linear_model
+
 X = pandas.read_csv(sys.argv[1])
 y = X.pop("y")
 sklearn.linear_model.{estimator}({arguments}).fit(X, y)
@@ -206,17 +214,7 @@ def write_glm_csv(path: Path, workload: Workload, rows: int, block: int = 100_00
 
 
 def cached_glm_csv(workload: Workload, rows: int) -> Path:
-    DATA_DIR.mkdir(exist_ok=True)
-    path = DATA_DIR / workload.file_name(rows)
-    if not path.exists():
-        print(f"generating {path.relative_to(HERE.parent)} ...", flush=True)
-        start = time.perf_counter()
-        write_glm_csv(path, workload, rows)
-        print(
-            f"  {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - start:.1f} s",
-            flush=True,
-        )
-    return path
+    return cached_data(workload.file_name(rows), lambda path: write_glm_csv(path, workload, rows))
 
 
 # --------------------------------------------------------------------------- quality
@@ -301,7 +299,11 @@ def competitors(workload: Workload):
     )
     if workload.classes == 2:
         return [
-            ("mlfit logreg", lambda X, y: logreg.fit(ModelData(X, y), logreg.Config()), mlfit_params),
+            (
+                "mlfit logreg",
+                lambda X, y: logreg.fit(ModelData(X, y), logreg.Config()),
+                mlfit_params,
+            ),
             ("sklearn lbfgs", log_reg("lbfgs"), sk_params),
             ("sklearn newton-cholesky", log_reg("newton-cholesky"), sk_params),
             defaults,
@@ -313,7 +315,11 @@ def competitors(workload: Workload):
         ]
     if workload.classes > 2:
         return [
-            ("mlfit logreg", lambda X, y: logreg.fit(ModelData(X, y), logreg.Config()), mlfit_params),
+            (
+                "mlfit logreg",
+                lambda X, y: logreg.fit(ModelData(X, y), logreg.Config()),
+                mlfit_params,
+            ),
             ("sklearn lbfgs", log_reg("lbfgs"), sk_params),
             defaults,
             (
@@ -526,13 +532,7 @@ def main() -> None:
             f"end to end (fresh processes, median of {REPEAT}): `{cmd}` {e2e['mlfit']:.2f} s, "
             f"{e2e['pipeline_label']} {e2e['pipeline']:.2f} s, ratio {e2e['ratio']:.2f}"
         )
-        timing = e2e["timing"]
-        if timing:
-            print(
-                f"  mlfit's own timing: load {timing['load_seconds']:.2f} s, "
-                f"fit {timing['fit_seconds']:.2f} s, total {timing['total_seconds']:.2f} s "
-                "(the rest is start-up and output)"
-            )
+        print_mlfit_timing(e2e["timing"])
         diff = abs(e2e["loglik"] - fo["mlfit"].loglik) / abs(fo["mlfit"].loglik)
         print(
             f"  mlfit CLI mean log-likelihood {e2e['loglik']:.12f} ({e2e['iterations']} "

@@ -77,7 +77,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from bench_regression import DATA_DIR, HERE, mlfit_command, warm_page_cache
+from bench_regression import HERE, cached_data, mlfit_command, print_mlfit_timing, warm_page_cache
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 K = 8
@@ -91,6 +91,7 @@ REG_COVAR = 1e-6
 PIPELINE_SCRIPT = """\
 import sys
 import pandas, sklearn.mixture
+
 X = pandas.read_csv(sys.argv[1])
 sklearn.mixture.GaussianMixture(
     n_components=int(sys.argv[2]), covariance_type=sys.argv[3], n_init=int(sys.argv[4]),
@@ -139,17 +140,7 @@ def write_gmm_csv(path: Path, rows: int, block: int = 100_000) -> None:
 
 
 def cached_gmm_csv(rows: int) -> Path:
-    DATA_DIR.mkdir(exist_ok=True)
-    path = DATA_DIR / f"gmm_{rows}x{COLS}_k{K}.csv"
-    if not path.exists():
-        print(f"generating {path.relative_to(HERE.parent)} ...", flush=True)
-        start = time.perf_counter()
-        write_gmm_csv(path, rows)
-        print(
-            f"  {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - start:.1f} s",
-            flush=True,
-        )
-    return path
+    return cached_data(f"gmm_{rows}x{COLS}_k{K}.csv", lambda path: write_gmm_csv(path, rows))
 
 
 def initial_parameters(X: np.ndarray, kind: str):
@@ -482,13 +473,7 @@ def main() -> None:
                 f"  pandas + sklearn n_init=2, one run {e2e['pipeline2']:6.2f} s  ratio "
                 f"{e2e['ratio2']:.2f} (two starts, as mlfit)"
             )
-        timing = e2e["timing"]
-        if timing:
-            print(
-                f"  mlfit's own timing: load {timing['load_seconds']:.2f} s, "
-                f"fit {timing['fit_seconds']:.2f} s, total {timing['total_seconds']:.2f} s "
-                "(the rest is start-up and output)"
-            )
+        print_mlfit_timing(e2e["timing"])
         passes = count_passes(X, kind, max_iter)
         e2e["passes"] = passes
         print(

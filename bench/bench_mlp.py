@@ -50,8 +50,8 @@ seed r):
    T[rows]), Network.forward, Network.loss, the rest of Network.gradients (the backward
    GEMMs), the l2 term of gradients (gradients with l2 minus without), Optimizer.step, and
    the remainder (the loop, the isfinite checks, the history) of a whole epoch of mlfit's
-   own mlp._train (called for one epoch, taking turns with the pieces); and, per fit, the
-   time mlp.fit spends outside _train (standardizing, initialising, the training metrics),
+   own mlp.train (called for one epoch, taking turns with the pieces); and, per fit, the
+   time mlp.fit spends outside train (standardizing, initialising, the training metrics),
    which the ms per epoch of 1. include. The pieces are timed apart from each other, so
    their sum differs from the whole epoch by noise (a negative remainder is noise).
 
@@ -99,7 +99,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from bench_regression import DATA_DIR, HERE, mlfit_command, warm_page_cache
+from bench_regression import HERE, cached_data, mlfit_command, print_mlfit_timing, warm_page_cache
 
 HIDDEN = (64,)
 REPEAT = 3
@@ -119,6 +119,7 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
 X = pandas.read_csv(sys.argv[1])
 y = X.pop("y")
 epochs, batch = int(sys.argv[2]), int(sys.argv[3])
@@ -168,17 +169,9 @@ def write_regression_csv(path: Path, rows: int) -> None:
 
 
 def cached_regression_csv(rows: int) -> Path:
-    DATA_DIR.mkdir(exist_ok=True)
-    path = DATA_DIR / f"mlp_regression_{rows}x{COLS}.csv"
-    if not path.exists():
-        print(f"generating {path.relative_to(HERE.parent)} ...", flush=True)
-        start = time.perf_counter()
-        write_regression_csv(path, rows)
-        print(
-            f"  {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - start:.1f} s",
-            flush=True,
-        )
-    return path
+    return cached_data(
+        f"mlp_regression_{rows}x{COLS}.csv", lambda path: write_regression_csv(path, rows)
+    )
 
 
 @dataclass
@@ -455,27 +448,28 @@ def prepared(w: Workload, dtype: str):
 
 def profile_epoch(w: Workload, dtype: str, epochs: int) -> dict:
     """ms per epoch of each piece of mlfit's epoch, each timed on its own with mlfit's
-    functions, and of one whole epoch of mlp._train, taking turns (median over `epochs`
-    rounds); and the ms per fit that mlp.fit spends outside _train."""
+    functions, and of one whole epoch of mlp.train, taking turns (median over `epochs`
+    rounds); and the ms per fit that mlp.fit spends outside train."""
     from mlfit.contract import no_progress
     from mlfit.solvers import mlp
     from mlfit.solvers.network import Network, Optimizer
+    from mlfit.solvers.training import InMemoryBatches
 
-    train_seconds, original = [], mlp._train
+    train_seconds, original = [], mlp.train
 
-    def timed_train(*args, **kwargs):  # mlp.fit looks _train up in its module when called
+    def timed_train(*args, **kwargs):  # mlp.fit looks train up in its module when called
         start = time.perf_counter()
         out = original(*args, **kwargs)
         train_seconds.append(time.perf_counter() - start)
         return out
 
-    mlp._train = timed_train
+    mlp.train = timed_train
     try:
         start = time.perf_counter()
         run_mlfit(w, dtype, 0, epochs=epochs)
         fit_ms = 1e3 * (time.perf_counter() - start)
     finally:
-        mlp._train = original
+        mlp.train = original
     outside = fit_ms - 1e3 * train_seconds[0]
 
     one_epoch = mlfit_config(w, dtype, 0, 1)
@@ -494,8 +488,9 @@ def profile_epoch(w: Workload, dtype: str, epochs: int) -> dict:
         pieces[row].append(1e3 * (time.perf_counter() - start))
         return out
 
+    source = InMemoryBatches(Z, T, train)
     for _ in range(epochs):
-        clock("epoch", lambda: original(net, Z, T, train, None, one_epoch, rng, no_progress), [()])
+        clock("epoch", lambda: original(net, source, None, one_epoch, rng, no_progress), [()])
         start = time.perf_counter()
         order = train[rng.permutation(n)]
         pieces[PROFILE_ROWS[0]].append(1e3 * (time.perf_counter() - start))
@@ -612,13 +607,7 @@ def main() -> None:
             f"{e2e['epochs'][1]}, training RMSE {e2e['rmse'][1]:.3f})\n"
             f"  ratio {e2e['ratio']:.2f}"
         )
-        timing = e2e["timing"]
-        if timing:
-            print(
-                f"  mlfit's own timing: load {timing['load_seconds']:.2f} s, "
-                f"fit {timing['fit_seconds']:.2f} s, total {timing['total_seconds']:.2f} s "
-                "(the rest is start-up and output)"
-            )
+        print_mlfit_timing(e2e["timing"])
 
     profiles = []
     if "profile" in chosen:

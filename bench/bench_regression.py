@@ -95,17 +95,33 @@ def write_csv(
 
 
 def cached_csv(name: str, **kwargs) -> Path:
+    return cached_data(name, lambda path: write_csv(path, **kwargs))
+
+
+def cached_data(name: str, write) -> Path:
+    """bench/data/NAME (git-ignored), written by write(path) the first time; every bench
+    script caches its generated data through this."""
     DATA_DIR.mkdir(exist_ok=True)
     path = DATA_DIR / name
     if not path.exists():
         print(f"generating {path.relative_to(HERE.parent)} ...", flush=True)
         start = time.perf_counter()
-        write_csv(path, **kwargs)
+        write(path)
         print(
             f"  {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - start:.1f} s",
             flush=True,
         )
     return path
+
+
+def print_mlfit_timing(timing: dict | None) -> None:
+    """The split of one `mlfit` run, from its JSON's timing section."""
+    if timing:
+        print(
+            f"  mlfit's own timing: load {timing['load_seconds']:.2f} s, "
+            f"fit {timing['fit_seconds']:.2f} s, total {timing['total_seconds']:.2f} s "
+            "(the rest is start-up and output)"
+        )
 
 
 def warm_page_cache(path: Path) -> None:
@@ -277,13 +293,7 @@ def main() -> None:
         f"\nend to end (fresh processes, median of 3): mlfit {e2e['mlfit']:.2f} s, "
         f"pandas + sklearn {e2e['sklearn']:.2f} s, ratio {e2e['ratio']:.2f}"
     )
-    timing = e2e["cli_timing"]
-    if timing:
-        print(
-            f"  mlfit's own timing: load {timing['load_seconds']:.2f} s, "
-            f"fit {timing['fit_seconds']:.2f} s, total {timing['total_seconds']:.2f} s "
-            "(the rest is start-up and output)"
-        )
+    print_mlfit_timing(e2e["cli_timing"])
 
     fo = fit_only(path)
     print(
