@@ -124,6 +124,7 @@ class _Writer:
     def __init__(self, f, as_json: bool):
         self._f, self._as_json = f, as_json
         self._csv = None if as_json else csv.writer(f, lineterminator="\n")
+        self._header_written = False
 
     def write(self, columns: dict) -> None:
         names = list(columns)
@@ -133,7 +134,7 @@ class _Writer:
                 self._f.write(json.dumps(dict(zip(names, row)), allow_nan=False, default=str))
                 self._f.write("\n")
             return
-        if names is not None and not getattr(self, "_header_done", False):
+        if not self._header_written:
             self._csv.writerow(names)
-            self._header_done = True
+            self._header_written = True
         self._csv.writerows(rows)

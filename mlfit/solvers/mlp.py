@@ -172,11 +172,12 @@ class Prepared:
     x_scale: np.ndarray
     y_mean: float
     y_scale: float
-    batches: object  # .n training rows, .epoch(rng, batch) -> (Z, T) minibatches
-    valid: tuple | None  # (Zv, Tv)
-    train_rows: tuple  # (X, y or class codes) of the training rows (or a sample of them)
-    valid_rows: tuple | None
     n_inputs: int
+    # filled once the rows are split:
+    batches: object = None  # .n training rows, .epoch(rng, batch) -> (Z, T) minibatches
+    valid: tuple | None = None  # (Zv, Tv)
+    train_rows: tuple = ()  # (X, y or class codes) of the training rows (or a sample)
+    valid_rows: tuple | None = None
     note: str | None = None  # e.g. that the metrics are on a sample
 
     @property
@@ -219,11 +220,7 @@ def fit(
         X.mean(axis=0),
         np.where(x_scale > 0, x_scale, 1.0),
         0.0 if labels else float(yf.mean()),
-        1.0 if labels else float(yf.std()) or 1.0,
-        None,
-        None,
-        (),
-        None,
+        1.0 if labels else float(column_std(yf[:, None])[0]) or 1.0,
         X.shape[1],
     )
     Z = prep.scaled(X, dtype)

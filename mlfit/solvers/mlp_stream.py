@@ -161,10 +161,6 @@ def prepare(chunks, config, rng, task_of_values):
         np.where(x_scale > 0, x_scale, 1.0),
         0.0 if labels else scan.y_mean,
         1.0 if labels else (float(np.sqrt(scan.y_var)) or 1.0),
-        None,
-        None,
-        (),
-        None,
         len(scan.x_mean),
     )
     held = None
