@@ -31,7 +31,7 @@ from sklearn.metrics import (
 from mlfit.cli import cli
 from mlfit.contract import ModelData
 from mlfit.errors import DataError, FitError
-from mlfit.solvers import logreg
+from mlfit.solvers import classes, logreg
 
 #: Mean log-loss vs scikit-learn: measured at most 5.4e-16 relative (Newton, L-BFGS).
 RTOL_LOSS = 1e-8
@@ -302,13 +302,13 @@ def test_fit_metrics_match_sklearn_metrics(rng):
 def test_holdout_split_is_stratified_and_seeded():
     codes = np.repeat([0, 1, 2], [40, 28, 52])
     np.random.default_rng(1).shuffle(codes)
-    train, test = logreg.holdout_split(codes, 0.25, seed=7)
+    train, test = classes.holdout_split(codes, 0.25, seed=7)
     assert [int(np.sum(codes[test] == k)) for k in range(3)] == [10, 7, 13]
     assert len(np.intersect1d(train, test)) == 0
     np.testing.assert_array_equal(np.sort(np.r_[train, test]), np.arange(len(codes)))
-    again = logreg.holdout_split(codes, 0.25, seed=7)
+    again = classes.holdout_split(codes, 0.25, seed=7)
     np.testing.assert_array_equal(again[1], test)
-    other = logreg.holdout_split(codes, 0.25, seed=8)
+    other = classes.holdout_split(codes, 0.25, seed=8)
     assert not np.array_equal(other[1], test)
     assert [int(np.sum(codes[other[1]] == k)) for k in range(3)] == [10, 7, 13]
 
@@ -338,7 +338,7 @@ def test_holdout_cli(rng, runner, tmp_path):
 
     # the same metrics as a fit on the training rows, evaluated on the held-out rows
     codes = np.searchsorted(["setosa", "versicolor", "virginica"], species)
-    train, test = logreg.holdout_split(codes, 0.25, seed=3)
+    train, test = classes.holdout_split(codes, 0.25, seed=3)
     X = np.column_stack([length, width])
     res = logreg.fit(ModelData(X[train], species[train]), logreg.Config())
     P = res.params.proba(X[test])
@@ -452,7 +452,7 @@ def test_stray_label_exit_3(rng, runner, assert_error, tmp_path):
 
 def test_single_row_class_data_error():
     with pytest.raises(DataError, match="Class 3 of target 'y' has a single row"):
-        logreg.encode_labels(np.array([1, 2, 1, 2, 3, 1], dtype=object))
+        classes.encode_labels(np.array([1, 2, 1, 2, 3, 1], dtype=object))
 
 
 def test_separation_exit_1(rng, runner, assert_error, tmp_path):

@@ -29,6 +29,7 @@ from mlfit.params import (
     read_float,
     read_labels,
 )
+from mlfit.solvers import classes
 from mlfit.solvers.descent import DescentConfig, descend
 from mlfit.solvers.family import Bernoulli, Categorical
 from mlfit.solvers.linear import check_rows
@@ -115,49 +116,6 @@ class Params(contract.Params):
         return classes[np.argmax(P, axis=1)]
 
 
-def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
-    """Class codes 0..K-1 and the sorted labels (numbers as numbers, text as text)."""
-    numeric = y.dtype != object or all(
-        isinstance(v, (int, float, np.floating, np.integer)) for v in y
-    )
-    if numeric:
-        values, codes = np.unique(np.asarray(y, dtype=float), return_inverse=True)
-        labels = [int(v) if float(v).is_integer() else float(v) for v in values]
-    else:
-        values, codes = np.unique(np.array([str(v) for v in y], dtype=object), return_inverse=True)
-        labels = list(values)
-    codes = codes.astype(np.int64).ravel()
-    if len(labels) < 2:
-        raise DataError(
-            f"Target '{target}' has a single class ({labels[0]!r}); classification "
-            "needs at least two."
-        )
-    counts = np.bincount(codes, minlength=len(labels))
-    for k in np.flatnonzero(counts == 1):
-        row = int(np.flatnonzero(codes == k)[0]) + 1
-        raise DataError(
-            f"Class {labels[k]!r} of target '{target}' has a single row (row {row}): "
-            "a typo or a stray value? Fix or remove that row, or merge the class."
-        )
-    return codes, labels
-
-
-def holdout_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split: about `fraction` of each class's rows held out (train, test indices)."""
-    if not 0.0 < fraction < 1.0:
-        raise DataError("--holdout must be a fraction between 0 and 1.")
-    rng = np.random.default_rng(seed)
-    test = []
-    for k in np.unique(codes):
-        rows = np.flatnonzero(codes == k)
-        take = round(fraction * len(rows))
-        take = min(max(take, 1), len(rows) - 1)
-        test.extend(rng.permutation(rows)[:take].tolist())
-    test = np.sort(np.array(test, dtype=np.int64))
-    train = np.setdiff1d(np.arange(len(codes)), test)
-    return train, test
-
-
 def _standardizer(X: np.ndarray, on: bool):
     if not on:
         return np.zeros(X.shape[1]), np.ones(X.shape[1])
@@ -229,7 +187,7 @@ def fit(
     """data.X: (n, p) without intercept; data.y: (n,) class labels (numbers or text)."""
     start = time.perf_counter()
     X, names, target = data.X, data.names, data.target
-    codes_all, labels, train, test = _split(data, config)
+    codes_all, labels, train, test = classes.split(data, config.holdout, config.seed)
     K = len(labels)
     check_rows(len(codes_all), X.shape[1] + config.intercept)
     codes = codes_all[train]
@@ -316,16 +274,6 @@ def fit(
         info=info,
         internals={"codes": codes_all, "train": train, "test": test},
     )
-
-
-def _split(data: ModelData, config: Config):
-    """Class codes of every row, the sorted labels, and the training and held-out rows."""
-    y = np.asarray(data.y)
-    codes, labels = encode_labels(y if y.dtype.kind in "fiu" else y.astype(object), data.target)
-    train, test = np.arange(len(codes)), None
-    if config.holdout:
-        train, test = holdout_split(codes, config.holdout, config.seed)
-    return codes, labels, train, test
 
 
 def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]:
@@ -418,14 +366,4 @@ def predict(
     return out
 
 
-def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:
-    """Labels and probabilities of the training (and held-out) rows among `rows`."""
-    codes, train, test = (result.internals[k] for k in ("codes", "train", "test"))
-    out = {"classes": [str(c) for c in result.params.classes]}
-    for key, part in (("train", train), ("holdout", test)):
-        if part is None:
-            continue
-        if rows is not None:
-            part = np.intersect1d(part, rows)
-        out[key] = (codes[part], result.params.proba(data.X[part]))
-    return out
+plot_data = classes.plot_data  # the roc and calibration figures

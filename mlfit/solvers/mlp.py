@@ -29,7 +29,7 @@ from mlfit.params import (
     read_float,
     read_labels,
 )
-from mlfit.solvers.logreg import encode_labels
+from mlfit.solvers.classes import encode_labels
 from mlfit.solvers.network import ACTIVATIONS, Network, activate, check_gradient, softmax_rows
 from mlfit.solvers.training import InMemoryBatches, train
 
