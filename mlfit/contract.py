@@ -47,6 +47,9 @@ class ModelData:
     names: list[str] | None = None  # the p design column names
     target: str = "y"  # the target column's name, for messages
     source: str = "the data"  # the file, for messages
+    # text column -> indices of its 0/1 design columns (filled at fit time, for models whose
+    # spec says categorical: they treat each text column as one categorical variable)
+    one_hot: Mapping[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self):
         X = np.asarray(self.X, dtype=float)

@@ -3,7 +3,9 @@
 Column order (the parameter order after the intercept):
   1. every feature in the order given; a text or boolean column expands in place into one
      0/1 column per level, named `col=level` (the first level in sorted order is left out when
-     the model has an intercept, or when an earlier text column already spans the intercept);
+     the model has an intercept, or when an earlier text column already spans the intercept;
+     a categorical design, for models that treat each text column as one categorical
+     variable such as naive Bayes, keeps every level of every text column);
   2. with --poly D >= 2, then every monomial of total degree 2..D in the numeric features,
      degree by degree, in lexicographic order of the features: for x1, x2 and D = 2 that is
      x1^2, x1*x2, x2^2.  Text columns are not raised to powers or crossed.
@@ -36,6 +38,9 @@ class Design:
     dropped_level: dict[str, bool]  # text column -> whether its first level is left out
     poly: int
     monomials: list[tuple[int, ...]]  # degree >= 2 terms, indices into numeric_features
+    # every level kept, and a level never seen in training is a row of zeros in its columns
+    # (the model smooths it) rather than an error
+    categorical: bool = False
 
     @property
     def numeric_features(self) -> list[str]:
@@ -53,6 +58,19 @@ class Design:
         numeric = self.numeric_features
         names.extend(_monomial_name(m, numeric) for m in self.monomials)
         return names
+
+    @property
+    def one_hot(self) -> dict[str, list[int]]:
+        """Text column -> the indices of its 0/1 columns in the design."""
+        out, j = {}, 0
+        for f in self.features:
+            if f in self.levels:
+                k = len(self.levels[f]) - (1 if self.dropped_level[f] else 0)
+                out[f] = list(range(j, j + k))
+                j += k
+            else:
+                j += 1
+        return out
 
     def transform(self, columns: dict[str, np.ndarray], source: str = "the data", first_row=0):
         """Build the matrix. Returns (hi, lo): float64 (n, p) each, Fortran-ordered (filled a
@@ -102,7 +120,7 @@ class Design:
             values = np.array([by_value.get(float(v), f"{v:g}") for v in values], dtype=object)
         index = {lv: i for i, lv in enumerate(levels)}
         codes = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
-        if (codes < 0).any():
+        if (codes < 0).any() and not self.categorical:
             row = int(np.flatnonzero(codes < 0)[0])
             shown = ", ".join(levels[:10]) + (", ..." if len(levels) > 10 else "")
             raise DataError(
@@ -118,7 +136,7 @@ class Design:
         return out
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "features": self.features,
             "levels": self.levels,
             "dropped_level": self.dropped_level,
@@ -126,12 +144,16 @@ class Design:
             "monomials": [list(m) for m in self.monomials],
             "names": self.names,
         }
+        if self.categorical:  # only then, so other models' files are unchanged
+            out["categorical"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Design:
         """Read and check a model file's design; ValueError when it is not consistent."""
         features, levels, dropped = d["features"], d["levels"], d["dropped_level"]
         poly, monomials = d["poly"], d["monomials"]
+        categorical = d.get("categorical", False)
         if not (
             isinstance(features, list)
             and all(isinstance(f, str) for f in features)
@@ -143,6 +165,8 @@ class Design:
             and type(poly) is int
             and poly >= 1
             and isinstance(monomials, list)
+            and isinstance(categorical, bool)
+            and not (categorical and any(dropped.values()))
         ):
             raise ValueError("inconsistent design")
         n_numeric = len([f for f in features if f not in levels])
@@ -152,7 +176,8 @@ class Design:
             for m in terms
         ):
             raise ValueError("bad polynomial terms")
-        return cls(list(features), {k: list(v) for k, v in levels.items()}, dropped, poly, terms)
+        levels = {k: list(v) for k, v in levels.items()}
+        return cls(list(features), levels, dropped, poly, terms, categorical)
 
 
 def _is_number(text: str) -> bool:
@@ -190,10 +215,12 @@ def build_design(
     poly: int = 1,
     levels: dict[str, list[str]] | None = None,
     source: str = "the data",
+    categorical: bool = False,
 ) -> tuple[Design, list[str]]:
     """Fit the encoding to training columns. Returns (design, warnings).
 
     levels: text-column levels when already known (a chunked fit collects them in a first pass).
+    categorical: keep every level of every text column and allow unseen levels (Design).
     """
     if poly < 1:
         raise DataError("--poly must be at least 1.")
@@ -216,7 +243,7 @@ def build_design(
     spans_intercept = intercept
     for f in features:
         if f in found:
-            dropped[f] = spans_intercept
+            dropped[f] = spans_intercept and not categorical
             spans_intercept = True
     numeric = [f for f in features if f not in found]
     monomials = [
@@ -226,4 +253,4 @@ def build_design(
         raise DataError(
             "--poly needs at least one numeric feature; text columns are not raised to powers."
         )
-    return Design(list(features), found, dropped, poly, monomials), warnings
+    return Design(list(features), found, dropped, poly, monomials, categorical), warnings

@@ -127,6 +127,11 @@ class _Job:
         """Whether the design drops a level of each text column (models with an intercept)."""
         return bool(getattr(self.config, "intercept", False))
 
+    @property
+    def categorical(self) -> bool:
+        """Whether the model treats each text column as one categorical variable."""
+        return SOLVERS[self.model].categorical
+
 
 @dataclass
 class _Fitted:
@@ -150,12 +155,18 @@ class _Fitted:
 
 def _fit_in_memory(job: _Job, dataset) -> _Fitted:
     design, design_warnings = build_design(
-        dataset.features, dataset.columns, job.intercept, job.poly, source=dataset.source
+        dataset.features,
+        dataset.columns,
+        job.intercept,
+        job.poly,
+        source=dataset.source,
+        categorical=job.categorical,
     )
     X, X_lo = design.transform(dataset.columns, dataset.source)
     data = ModelData(
         X, dataset.y, dataset.extras, X_lo, design.names, dataset.target, dataset.source
     )
+    data.one_hot = design.one_hot
     loaded = time.perf_counter()
     with progress(job.model, job.show_progress) as tick:
         result = job.module.fit(data, job.config, tick)
@@ -177,7 +188,7 @@ def _fit_in_memory(job: _Job, dataset) -> _Fitted:
 def _fit_streaming(job: _Job, stream: ChunkStream) -> _Fitted:
     levels = stream.levels(stream.text_columns())
     design, design_warnings = build_design(
-        stream.features, {}, job.intercept, job.poly, levels, stream.source
+        stream.features, {}, job.intercept, job.poly, levels, stream.source, job.categorical
     )
     loaded = time.perf_counter()
     chunks = _DesignChunks(stream, design)
@@ -211,7 +222,9 @@ class _DesignChunks:
         for chunk in self._stream:
             X, _ = self._design.transform(chunk.columns, source)
             names = self._design.names
-            yield ModelData(X, chunk.y, chunk.extras, None, names, chunk.target, source)
+            data = ModelData(X, chunk.y, chunk.extras, None, names, chunk.target, source)
+            data.one_hot = self._design.one_hot
+            yield data
 
 
 def _plot(path: str, job: _Job, fitted: _Fitted, kinds: tuple[str, ...]) -> None:

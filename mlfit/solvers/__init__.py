@@ -62,6 +62,9 @@ class ModelSpec:
     trains_from_chunks: bool = False  # fit_chunks trains from the stream (a different shuffle)
     plots: tuple[str, ...] = ()  # kinds from PLOT_KINDS
     text_features: bool = True  # text columns are one-hot encoded; False: numbers only
+    # each text column is one categorical variable: the design keeps all its levels, the fit
+    # sees its columns (ModelData.one_hot), and predict allows levels never seen in training
+    categorical: bool = False
 
 
 SOLVERS: dict[str, ModelSpec] = {
@@ -111,6 +114,15 @@ SOLVERS: dict[str, ModelSpec] = {
             predict_options=(PROBA,),
             plots=("loss", "accuracy"),
             trains_from_chunks=True,
+        ),
+        ModelSpec(
+            "naive-bayes",
+            "Naive Bayes: Gaussian for numbers, smoothed categorical for text.",
+            target="label",
+            predict_options=(PROBA, THRESHOLD),
+            sum_over_rows=True,
+            plots=("roc", "calibration"),
+            categorical=True,
         ),
     )
 }
