@@ -1,0 +1,335 @@
+"""Gaussian discriminant analysis: class priors, means and a shared covariance (linear, the
+seeds' GDA) or one covariance per class (quadratic), by maximum likelihood; classes by Bayes'
+rule in log space.
+
+The fit is a sum over rows: per-class counts, means and scatter matrices merged chunk by chunk
+(mlfit.solvers.moments), so a file streamed in chunks gives the in-memory answer.  Singular
+covariances are found and repaired in mlfit.solvers.gda_covariance.  Posteriors go through
+Cholesky factors (triangular solves, log-determinants from the diagonal) and log-sum-exp;
+each row's arithmetic does not depend on the rows around it, so predictions are the same to
+the last bit however the input is chunked.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlfit import contract
+from mlfit.contract import FitResult, ModelData, ProgressFn, Step, no_progress
+from mlfit.errors import DataError
+from mlfit.metrics import classification_metrics
+from mlfit.numerics import logsumexp, rowwise_matmul
+from mlfit.params import (
+    ParamsError,
+    decode_array,
+    encode_array,
+    read_bool,
+    read_float,
+    read_labels,
+)
+from mlfit.solvers import classes
+from mlfit.solvers.gda_covariance import Estimator
+from mlfit.solvers.gda_tables import tables
+from mlfit.solvers.moments import ClassMoments, class_codes
+
+LOG_2PI = math.log(2.0 * math.pi)
+#: Rows per block of the row-wise triangular solves (a block of every column stays in cache).
+BLOCK_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class Config:
+    per_class_covariance: bool = False  # quadratic discriminant analysis
+    shrinkage: float | str | None = None  # None, "auto" (Ledoit-Wolf) or a number in [0, 1]
+    reg_covar: float = 0.0  # added to covariance diagonals, times each feature's variance
+    holdout: float = 0.0
+    seed: int = 0
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
+class Params(contract.Params):
+    """priors: (K,); means: (K, p); covariance: (p, p) shared or (K, p, p) per class."""
+
+    classes: list
+    priors: np.ndarray
+    means: np.ndarray
+    covariance: np.ndarray
+    threshold: float
+
+    def __post_init__(self):
+        cov = self.covariance
+        chol = np.linalg.cholesky(cov)  # LinAlgError when not positive definite
+        log_det = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+        set_ = object.__setattr__
+        set_(self, "_chol", chol)
+        set_(self, "_log_det", log_det)
+        if cov.ndim == 2:  # linear: x' A_k + b_k about the grand mean, A = Sigma^-1 (mu - c)
+            centre = self.priors @ self.means
+            D = (self.means - centre).T
+            A = _back(chol, _forward(chol, D))
+            b = np.log(self.priors) - 0.5 * np.sum(D * A, axis=0)
+            set_(self, "_linear", (centre, A, b))
+
+    @property
+    def per_class(self) -> bool:
+        return self.covariance.ndim == 3
+
+    def to_dict(self) -> dict:
+        return {
+            "classes": self.classes,
+            "per_class_covariance": self.per_class,
+            "priors": encode_array(self.priors),
+            "means": encode_array(self.means),
+            "covariance": encode_array(self.covariance),
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, n_columns: int) -> Params:
+        labels = read_labels(d, "classes")
+        K, p = len(labels), n_columns
+        threshold = read_float(d, "threshold")
+        if not 0.0 <= threshold <= 1.0:
+            raise ParamsError("'threshold' must be a probability")
+        priors = decode_array(d, "priors", (K,))
+        if np.any(priors <= 0) or abs(priors.sum() - 1.0) > 1e-9:
+            raise ParamsError("'priors' must be positive and sum to 1")
+        means = decode_array(d, "means", (K, p))
+        per_class = read_bool(d, "per_class_covariance")
+        cov = decode_array(d, "covariance", (K, p, p) if per_class else (p, p))
+        if not np.array_equal(cov, np.swapaxes(cov, -1, -2)):
+            raise ParamsError("'covariance' must be symmetric")
+        try:
+            return cls(labels, priors, means, cov, threshold)
+        except np.linalg.LinAlgError:
+            raise ParamsError("'covariance' is not positive definite") from None
+
+    def log_joint(self, X) -> np.ndarray:
+        """(n, K) log p(x, class) up to a constant per row (it cancels in the posteriors)."""
+        X = np.asarray(X, dtype=float)
+        if not self.per_class:
+            centre, A, b = self._linear
+            return rowwise_matmul(X - centre, A) + b
+        out = np.empty((X.shape[0], len(self.classes)))
+        for k in range(len(self.classes)):
+            q = _squared_norms(self._chol[k], X - self.means[k])
+            out[:, k] = np.log(self.priors[k]) - 0.5 * (self._log_det[k] + q)
+        return out
+
+    def log_proba(self, X) -> np.ndarray:
+        """(n, K) log posterior probabilities, normalised by log-sum-exp."""
+        S = self.log_joint(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = S - logsumexp(S, axis=1)[:, None]
+        if not np.all(np.isfinite(out)):
+            raise DataError(
+                "A row lies so far from every class mean that its squared distances overflow "
+                "float64: check the features' units, or rescale them."
+            )
+        return out
+
+    def proba(self, X) -> np.ndarray:
+        """(n, K) class probabilities, columns in the order of classes."""
+        return np.exp(self.log_proba(X))
+
+    def decide(self, P: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """(n,) class codes: the most probable class; for two, the second when its probability
+        is at least the threshold."""
+        if P.shape[1] == 2:
+            cut = self.threshold if threshold is None else threshold
+            return (P[:, 1] >= cut).astype(np.int64)
+        return np.argmax(P, axis=1)
+
+
+def _forward(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L^-1 B for lower-triangular L (p, p) and B (p, m), row by row of the system."""
+    Z = np.array(B, dtype=float)
+    for j in range(len(L)):
+        Z[j] = (Z[j] - L[j, :j] @ Z[:j]) / L[j, j]
+    return Z
+
+
+def _back(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L'^-1 B for lower-triangular L (p, p) and B (p, m)."""
+    Z = np.array(B, dtype=float)
+    for j in range(len(L) - 1, -1, -1):
+        Z[j] = (Z[j] - L[j + 1 :, j] @ Z[j + 1 :]) / L[j, j]
+    return Z
+
+
+def _squared_norms(L: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """(n,) ||L^-1 d||^2 for the rows d of D (n, p): forward substitution on blocks of rows
+    with elementwise operations only, so each row's result is independent of the block."""
+    n, p = D.shape
+    out = np.empty(n)
+    for start in range(0, n, BLOCK_ROWS):
+        Z = np.array(D[start : start + BLOCK_ROWS].T)  # (p, rows)
+        for j in range(p):
+            z = Z[j]
+            for i in range(j):
+                z -= L[j, i] * Z[i]
+            z /= L[j, j]
+        out[start : start + BLOCK_ROWS] = np.einsum("ij,ij->j", Z, Z)
+    return out
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def fit(
+    data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
+) -> FitResult:
+    """data.X: (n, p) numeric features; data.y: (n,) class labels (numbers or text)."""
+    return _fit([data], config, on_progress)
+
+
+def fit_chunks(
+    chunks: Iterable[ModelData], config: Config = Config(), on_progress: ProgressFn = no_progress
+) -> FitResult:
+    """The same fit from a re-iterable stream of chunks, memory bounded by the chunk (and the
+    class codes and probabilities of the rows, for the metrics)."""
+    return _fit(chunks, config, on_progress)
+
+
+def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
+    started = time.perf_counter()
+    codes, labels = class_codes(chunks)
+    K, n = len(labels), len(codes)
+    train, test = np.arange(n), None
+    keep = None  # training rows as a mask, with --holdout
+    if config.holdout:
+        train, test = classes.holdout_split(codes, config.holdout, config.seed)
+        keep = np.zeros(n, dtype=bool)
+        keep[train] = True
+        short = np.flatnonzero(np.bincount(codes[train], minlength=K) < 2)
+        if len(short):
+            raise DataError(
+                f"--holdout leaves class {labels[short[0]]!r} with fewer than two training "
+                "rows; use a smaller fraction."
+            )
+    moments, names = None, None
+    for i, (X, c) in enumerate(_rows(chunks, codes, keep), 1):
+        if moments is None:
+            moments = ClassMoments.zeros(K, X.shape[1])
+        moments.add(X, c)
+        on_progress(Step(i, 0, float(moments.count.sum())))
+    names = next(iter(chunks)).names
+
+    def fourth(scale: np.ndarray) -> np.ndarray:
+        """Sums of ||(x - mean_k) / sqrt(scale_k)||^4 over each class's rows (Ledoit-Wolf)."""
+        sums = np.zeros(K)
+        root = np.sqrt(scale)
+        for X, c in _rows(chunks, codes, keep):
+            Z = (X - moments.mean[c]) / root[c]
+            sums += np.bincount(c, weights=np.einsum("ij,ij->i", Z, Z) ** 2, minlength=K)
+        return sums
+
+    estimator = Estimator(moments, config, names, labels)
+    estimate = estimator.estimate(fourth)
+    params = Params(
+        labels, estimator.priors, moments.mean.copy(), estimate.covariances, config.threshold
+    )
+    P = np.vstack([params.proba(X) for X, _ in _rows(chunks, codes, None)])
+    metrics = classification_metrics(codes[train], P[train], labels, params.decide(P[train]))
+    metrics["log_likelihood"] = _log_likelihood(params, moments)
+    if test is not None:
+        metrics["holdout"] = classification_metrics(
+            codes[test], P[test], labels, params.decide(P[test])
+        )
+    p = len(names)
+    per_cov = p * (p + 1) // 2
+    n_parameters = (K - 1) + K * p + per_cov * (K if config.per_class_covariance else 1)
+    info = {
+        "method": "qda" if config.per_class_covariance else "lda",
+        "covariance": "per class" if config.per_class_covariance else "shared",
+        "classes": [str(c) for c in labels],
+        "shrinkage": _shrinkage_info(config, estimate.shrinkage),
+        "reg_covar": estimate.reg,
+        "fit_seconds": time.perf_counter() - started,
+    }
+    if config.holdout:
+        info["holdout"] = config.holdout
+        info["seed"] = config.seed
+    return FitResult(
+        params,
+        n_parameters=n_parameters,
+        n_obs=len(train),
+        tables=tables(params, moments, names),
+        metrics=metrics,
+        warnings=estimate.warnings,
+        info=info,
+        internals={"codes": codes, "train": train, "test": test, "seed": config.seed},
+    )
+
+
+def _rows(chunks, codes: np.ndarray, keep: np.ndarray | None):
+    """(X, codes) of each chunk's rows, only those where keep is true when given."""
+    start = 0
+    for chunk in chunks:
+        stop = start + chunk.n_rows
+        X, c = chunk.X, codes[start:stop]
+        if keep is not None:
+            X, c = X[keep[start:stop]], c[keep[start:stop]]
+        start = stop
+        if len(c):
+            yield X, c
+
+
+def _shrinkage_info(config: Config, alphas: np.ndarray):
+    if not np.any(alphas):
+        return 0.0
+    if config.per_class_covariance or len(set(alphas.tolist())) > 1:
+        return ", ".join(f"{a:.4g}" for a in alphas)  # one per class
+    return float(alphas[0])
+
+
+def _log_likelihood(params: Params, m: ClassMoments) -> float:
+    """sum over training rows of log prior + log N(x | class mean, class covariance), from
+    the class moments: trace(Sigma^-1 S_k) through the Cholesky factor."""
+    p = m.mean.shape[1]
+    ll = 0.0
+    for k in range(len(m.count)):
+        L = params._chol[k] if params.per_class else params._chol
+        log_det = params._log_det[k] if params.per_class else params._log_det
+        W = _forward(L, _forward(L, m.scatter[k]).T)  # L^-1 S L^-T
+        n_k = float(m.count[k])
+        ll += n_k * (math.log(params.priors[k]) - 0.5 * (p * LOG_2PI + log_det))
+        ll -= 0.5 * float(np.trace(W))
+    return ll
+
+
+def predict(
+    params: Params, data: ModelData, proba: bool = False, threshold: float | None = None
+) -> dict[str, np.ndarray]:
+    """The predicted label, and with proba a column p_<class> per class."""
+    P = params.proba(data.X)
+    labels = np.array(params.classes, dtype=object)
+    out = {"prediction": labels[params.decide(P, threshold)]}
+    if proba:
+        for k, label in enumerate(params.classes):
+            out[f"p_{label}"] = P[:, k]
+    return out
+
+
+def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:
+    """The roc and calibration figures' data, in memory or from a streamed fit's sample."""
+    codes = result.internals["codes"]
+    if data.n_rows == len(codes):
+        return classes.plot_data(result, data, rows)
+    from mlfit.plots import sample_rows  # the rows the runner collected from the stream
+
+    sample = sample_rows(len(codes), result.internals["seed"])
+    test = result.internals["test"]
+    held = np.isin(sample, test) if test is not None else np.zeros(len(sample), dtype=bool)
+    P = result.params.proba(data.X)
+    out = {"classes": [str(c) for c in result.params.classes]}
+    out["train"] = (codes[sample[~held]], P[~held])
+    if test is not None:
+        out["holdout"] = (codes[sample[held]], P[held])
+    return out
