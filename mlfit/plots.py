@@ -82,6 +82,8 @@ def draw(path: str, kinds: list[str], data: dict, title: str, note: str | None =
       clusters: "clusters" = {"points": (n, 2) the rows on two axes, "labels": (n,) component
         of each row in 0..K-1, "means": (K, 2), "covariances": (K, 2, 2), "weights": (K,),
         optional "axis_labels": [x label, y label]}, all in the coordinates of the points.
+      fit: "fit" = {"observed": (n,), "fitted": (n,), optional "curve": {"x": (n,) the one
+        feature, "grid": (m,), "values": (m,) the fitted curve on the grid, "xlabel"}}.
     note: printed small at the bottom (say, that the rows are a sample).
     """
     unknown = [kind for kind in kinds if kind not in _PANELS]
@@ -630,6 +632,34 @@ def _component_colours(K: int) -> np.ndarray:
     return palette[np.arange(K) % len(palette)]
 
 
+# --- regression without a linear model: fitted against observed, a fitted curve ---------------
+
+
+def _fit(axes, data: dict) -> None:
+    """Fitted against observed values (on the diagonal when perfect); second panel, for one
+    feature the fitted curve over the data, else the residuals against the fitted values."""
+    d = data["fit"]
+    observed = np.asarray(d["observed"], dtype=float)
+    fitted = np.asarray(d["fitted"], dtype=float)
+    ax = axes[0]
+    _points(ax, observed, fitted)
+    if len(observed):
+        lo = float(min(observed.min(), fitted.min()))
+        hi = float(max(observed.max(), fitted.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.5", linestyle="--", linewidth=1)
+    ax.set(title="Fitted vs Observed", xlabel="Observed values", ylabel="Fitted values")
+    ax = axes[1]
+    curve = d.get("curve")
+    if curve is None:
+        _points(ax, fitted, observed - fitted)
+        ax.axhline(0.0, color="0.5", linestyle=":", linewidth=1)
+        ax.set(title="Residuals vs Fitted", xlabel="Fitted values", ylabel="Residuals")
+        return
+    _points(ax, np.asarray(curve["x"], dtype=float), observed)
+    ax.plot(curve["grid"], curve["values"], color="C1", linewidth=1.5)
+    ax.set(title="Fitted curve", xlabel=curve.get("xlabel", "x"), ylabel="Observed values")
+
+
 #: kind -> (number of panels, function drawing them onto that many axes)
 _PANELS = {
     "diagnostics": (4, _diagnostics),
@@ -639,4 +669,5 @@ _PANELS = {
     "calibration": (1, _calibration),
     "bic": (1, _bic),
     "clusters": (1, _clusters),
+    "fit": (2, _fit),
 }

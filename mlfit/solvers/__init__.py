@@ -17,7 +17,16 @@ from types import ModuleType
 #: or auto (numbers or labels: the model decides between regression and classification).
 TARGET_KINDS = ("numeric", "label", "none", "optional", "auto")
 #: The figures `--plot` can draw; a model lists the ones that make sense for it.
-PLOT_KINDS = ("diagnostics", "loss", "accuracy", "roc", "calibration", "bic", "clusters")
+PLOT_KINDS = (
+    "diagnostics",
+    "loss",
+    "accuracy",
+    "roc",
+    "calibration",
+    "bic",
+    "clusters",
+    "fit",
+)
 #: Kinds drawn from a fit's convergence record (no plot_data needed), and the key each needs.
 FROM_CONVERGENCE = {"loss": "history", "accuracy": "validation_accuracy"}
 
@@ -123,6 +132,12 @@ SOLVERS: dict[str, ModelSpec] = {
             sum_over_rows=True,
             plots=("roc", "calibration"),
             categorical=True,
+        ),
+        ModelSpec(
+            "kernel",
+            "Kernel ridge regression: linear, polynomial or Gaussian kernels; Nystrom for big n.",
+            target="numeric",
+            plots=("fit", "loss"),
         ),
     )
 }

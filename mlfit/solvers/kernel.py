@@ -1,0 +1,236 @@
+"""Kernel ridge regression, the seeds' formulation: h(z) = sum_i beta_i K(x_i, z).
+
+beta solves (K + lambda I) beta = y - mean(y), scikit-learn's KernelRidge(alpha=lambda) on the
+centred target (--no-center-target: on y itself, exactly KernelRidge), by Cholesky; or by the
+seeds' gradient descent on beta (--method descent); or, above EXACT_MAX_ROWS rows or with
+--centers, on Nystrom centres by Falkon's preconditioned conjugate gradients (solvers/falkon).
+The linear kernel is solved in the primal, (Z'Z + lambda I) w = Z'y, the same predictions
+for any number of rows; its model stores w as a single centre with coefficient 1.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlfit.contract import FitResult, ModelData, ProgressFn, no_progress
+from mlfit.errors import FitError, UsageError
+from mlfit.numerics import column_std
+from mlfit.solvers import falkon
+from mlfit.solvers.kernel_descent import descend
+from mlfit.solvers.kernel_params import Params
+from mlfit.solvers.kernels import Kernel, check_valid, invalid_kernel_error
+
+#: Above this many rows the exact n x n Gram matrix (3.2 GB at 20,000) gives way to centres.
+EXACT_MAX_ROWS = 20_000
+#: Nystrom centres used when there are too many rows for the exact kernel and no --centers.
+DEFAULT_CENTERS = 2_000
+#: The effective degrees of freedom (a triangular inverse, n^3 / 3) up to this many rows.
+DOF_MAX_ROWS = 2_000
+#: Rows per block of predict (each block is rows x centres kernel values).
+PREDICT_VALUES = 2**20
+
+__all__ = ["Config", "Params", "fit", "plot_data", "predict"]
+
+
+@dataclass(frozen=True)
+class Config:
+    kernel: str = "rbf"
+    degree: int = 3
+    gamma: float | None = None  # None: 1 / (number of design columns)
+    coef0: float = 1.0
+    l2: float = 1.0
+    method: str = "cholesky"  # cholesky | descent
+    centers: int | None = None  # None: exact up to EXACT_MAX_ROWS rows, else DEFAULT_CENTERS
+    lr: float = 1.0  # descent step, as a multiple of 1 / (largest eigenvalue of K + lambda I)
+    max_iter: int = 5000
+    tol: float = 1e-8
+    seed: int = 0
+    standardize: bool = True
+    center_target: bool = True
+
+
+def fit(
+    data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
+) -> FitResult:
+    """data.X: (n, p) design (text columns one-hot, every level kept); data.y: (n,)."""
+    start = time.perf_counter()
+    X, y = data.X, np.asarray(data.y, dtype=float)
+    n, p = X.shape
+    if config.l2 <= 0 or not math.isfinite(config.l2):
+        raise UsageError("--l2 must be a positive number: K + lambda I needs lambda > 0.")
+    mean, scale = _scaling(X, config.standardize)
+    Z = (X - mean) / scale
+    y_mean = float(np.mean(y)) if config.center_target else 0.0
+    t = y - y_mean
+    gamma = config.gamma if config.gamma is not None else 1.0 / max(p, 1)
+    kernel = Kernel(config.kernel, gamma, config.degree, config.coef0)
+    warnings = []
+    note = check_valid(kernel, Z, config.seed)
+    if note:
+        warnings.append(note)
+    M = _centres(n, config)
+    info = {"kernel": kernel.name, **_kernel_info(kernel), "l2": config.l2}
+    convergence, dof = None, None
+    if M is not None:
+        if config.method == "descent":
+            raise UsageError(
+                f"--method descent runs on the exact kernel ({n:,} rows with "
+                f"{'--centers' if config.centers else f'more than {EXACT_MAX_ROWS:,} rows'} "
+                "use Nystrom centres): use --method cholesky."
+            )
+        rows = falkon.sample_centres(n, M, config.seed)
+        C = Z[rows]
+        out = falkon.solve(kernel, Z, t, C, config.l2, config.tol, config.max_iter, on_progress)
+        centres, beta, fitted = out.centres, out.alpha, out.fitted
+        info.update(method="falkon", centers=len(centres), seed=config.seed)
+        if len(centres) < M:
+            info["centers_dependent"] = M - len(centres)
+        convergence = {
+            "iterations": out.iterations,
+            "converged": out.converged,
+            "final_loss": out.history[-1],
+            "residual": out.residual,
+            "history": out.history,
+        }
+        if not out.converged:
+            warnings.append(
+                f"Conjugate gradients did not converge in {config.max_iter} iterations "
+                f"(relative residual {out.residual:.3g}). Raise --max-iter, loosen --tol or "
+                "raise --l2."
+            )
+    elif kernel.name == "linear" and config.method == "cholesky":
+        centres, beta, fitted, dof = _primal(Z, t, config.l2)
+        info["method"] = "cholesky (primal)"
+    else:
+        K = kernel(Z, Z)
+        if config.method == "descent":
+            outcome = descend(K, t, config, on_progress)
+            beta, fitted = outcome.beta, outcome.fitted
+            convergence = outcome.convergence()
+            warnings.extend(outcome.warnings)
+        else:
+            beta, dof = _cholesky(K, t, config.l2, kernel)
+            fitted = t - config.l2 * beta  # K beta = t - lambda beta, no second n^2 product
+        centres = Z
+        if kernel.name == "linear":  # h(z) = z' Z' beta: one centre, w = Z' beta
+            centres, beta = (Z.T @ beta)[None, :], np.ones(1)
+        info["method"] = config.method
+    info.update(standardize=config.standardize, center_target=config.center_target)
+    info["fit_seconds"] = time.perf_counter() - start
+    params = Params(kernel, mean, scale, y_mean, centres, beta)
+    resid = t - fitted
+    mse = float(resid @ resid) / n
+    centred = y - y.mean()
+    tss = float(centred @ centred)
+    metrics = {
+        "mse": mse,
+        "rmse": mse**0.5,
+        "r_squared": 1.0 - mse * n / tss if tss > 0 else None,
+        "n": n,
+    }
+    if dof is not None:
+        metrics["effective_dof"] = dof
+    return FitResult(
+        params,
+        n_parameters=len(beta),
+        n_obs=n,
+        metrics=metrics,
+        convergence=convergence,
+        warnings=warnings,
+        info=info,
+        internals={"fitted": fitted + y_mean},
+    )
+
+
+def _scaling(X: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (constant columns keep scale 1)."""
+    p = X.shape[1]
+    if not standardize:
+        return np.zeros(p), np.ones(p)
+    scale = column_std(X)
+    return X.mean(axis=0), np.where(scale > 0, scale, 1.0)
+
+
+def _centres(n: int, config: Config) -> int | None:
+    """The number of Nystrom centres, or None for the exact kernel."""
+    if config.kernel == "linear" and config.method == "cholesky":
+        return None  # the primal solve is exact at any size
+    if config.centers is not None:
+        return config.centers if config.centers < n else None
+    return DEFAULT_CENTERS if n > EXACT_MAX_ROWS else None
+
+
+def _kernel_info(kernel: Kernel) -> dict:
+    if kernel.name == "poly":
+        return {"degree": kernel.degree, "gamma": kernel.gamma, "coef0": kernel.coef0}
+    if kernel.name == "rbf":
+        return {"gamma": kernel.gamma, "sigma": math.sqrt(0.5 / kernel.gamma)}
+    return {}
+
+
+def _cholesky(K: np.ndarray, t: np.ndarray, l2: float, kernel: Kernel):
+    """beta = (K + l2 I)^-1 t by Cholesky (K is overwritten), and the effective degrees of
+    freedom trace(K (K + l2 I)^-1) = n - l2 trace((K + l2 I)^-1) when n is small enough."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
+
+    n = len(t)
+    K.flat[:: n + 1] += l2
+    try:
+        factor = cho_factor(K, lower=False, overwrite_a=True, check_finite=False)
+    except LinAlgError:
+        if kernel.name == "poly" and kernel.coef0 < 0:
+            raise invalid_kernel_error(kernel) from None
+        raise FitError(
+            f"K + lambda I is not numerically positive definite (lambda = {l2:g} is tiny "
+            "next to the kernel's scale). Raise --l2."
+        ) from None
+    beta = cho_solve(factor, t, check_finite=False)
+    dof = None
+    if n <= DOF_MAX_ROWS:
+        R_inv = solve_triangular(factor[0], np.eye(n), check_finite=False)
+        dof = n - l2 * float(np.sum(R_inv * R_inv))
+    return beta, dof
+
+
+def _primal(Z: np.ndarray, t: np.ndarray, l2: float):
+    """The linear kernel as ridge regression: w = (Z'Z + l2 I)^-1 Z't, the same h(z) = z'w
+    as the dual (Z Z' + l2 I)^-1 t; degrees of freedom p - l2 trace((Z'Z + l2 I)^-1)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    p = Z.shape[1]
+    G = Z.T @ Z
+    G.flat[:: p + 1] += l2
+    factor = cho_factor(G, lower=False, check_finite=False)
+    w = cho_solve(factor, Z.T @ t, check_finite=False)
+    dof = p - l2 * float(np.trace(cho_solve(factor, np.eye(p), check_finite=False)))
+    return w[None, :], np.ones(1), Z @ w, dof
+
+
+def predict(params: Params, data: ModelData) -> dict[str, np.ndarray]:
+    """Row blocks of K(z, centres) @ beta, each row's value independent of the block."""
+    Z = (data.X - params.feature_mean) / params.feature_scale
+    rows = max(1, PREDICT_VALUES // len(params.centres))
+    out = np.empty(Z.shape[0])
+    for start in range(0, Z.shape[0], rows):
+        K = params.kernel.rowwise(Z[start : start + rows], params.centres)
+        out[start : start + rows] = (K * params.beta).sum(axis=1)  # per-row pairwise sums
+    return {"prediction": out + params.target_mean}
+
+
+def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:
+    """Observed and fitted values for the rows; with one feature, the fitted curve too."""
+    fitted = result.internals["fitted"]
+    y = np.asarray(data.y, dtype=float)
+    figure = {"observed": y, "fitted": fitted}
+    if rows is not None:
+        figure = {"observed": y[rows], "fitted": fitted[rows]}
+    if data.X.shape[1] == 1:
+        x = data.X[:, 0] if rows is None else data.X[rows, 0]
+        grid = np.linspace(float(np.min(x)), float(np.max(x)), 200)
+        curve = predict(result.params, ModelData(grid[:, None]))["prediction"]
+        figure["curve"] = {"x": x, "grid": grid, "values": curve, "xlabel": data.names[0]}
+    return {"fit": figure}
