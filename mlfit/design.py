@@ -120,6 +120,13 @@ class Design:
             values = np.array([by_value.get(float(v), f"{v:g}") for v in values], dtype=object)
         index = {lv: i for i, lv in enumerate(levels)}
         codes = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        if (codes < 0).any():  # '2.0' or '02' for the level '2' (a code written another way)
+            by_number = {
+                float(lv): i for i, lv in reversed(list(enumerate(levels))) if _is_number(lv)
+            }
+            for row in np.flatnonzero(codes < 0):
+                if isinstance(values[row], str) and _is_number(values[row]):
+                    codes[row] = by_number.get(float(values[row]), -1)
         if (codes < 0).any() and not self.categorical:
             row = int(np.flatnonzero(codes < 0)[0])
             shown = ", ".join(levels[:10]) + (", ..." if len(levels) > 10 else "")

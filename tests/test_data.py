@@ -748,16 +748,22 @@ def test_text_kind_reads_a_csv_number_column_as_text(write_csv, chunked):
     np.testing.assert_array_equal(plain, [1.0, 2, 1, 1])
 
 
-def test_text_kind_of_a_number_column_in_parquet_is_left_as_numbers(tmp_path):
-    # Parquet keeps its own types: matching those numbers to the text levels is the design's job.
+def test_text_kind_of_a_number_column_in_parquet_gives_the_csv_level_names(tmp_path):
+    # A column declared text (--categorical, or a model's text feature) is categories whatever
+    # the format stores: Parquet's 1, 2 become the levels '1', '2' that a CSV gives.
     path = write_df(
-        tmp_path, pd.DataFrame({"floor": [1, 2, 1, 3], "y": [1.0, 2, 3, 4]}), "parquet", ".parquet"
+        tmp_path,
+        pd.DataFrame({"floor": [1, 2, 1, 3], "z": [0.5, 1.0, None, 2.5], "y": [1.0, 2, 3, 4]}),
+        "parquet",
+        ".parquet",
     )
-    sel = Selection(kinds={"floor": "text"})
+    sel = Selection(kinds={"floor": "text", "z": "text"}, na="drop")
     ds = load_dataset(path, sel)
-    assert ds.columns["floor"].dtype == np.float64
-    np.testing.assert_array_equal(ds.columns["floor"], [1.0, 2, 1, 3])
-    assert_same_data(in_chunks(path, sel)[0], ds)
+    assert ds.columns["floor"].tolist() == ["1", "2", "3"]
+    assert ds.columns["z"].tolist() == ["0.5", "1", "2.5"]
+    chunked, stream = in_chunks(path, sel)
+    assert_same_data(chunked, ds)
+    assert stream.levels(["floor", "z"]) == {"floor": ["1", "2", "3"], "z": ["0.5", "1", "2.5"]}
 
 
 def test_a_text_kind_column_is_not_checked_for_stray_words(write_csv):

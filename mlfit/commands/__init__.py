@@ -33,16 +33,34 @@ def _names(value: str | None) -> tuple[str, ...] | None:
 
 
 def data_options_with(target_help: str):
-    """DATA, --target/-y (described by target_help), --features/-x, --drop, --na."""
+    """DATA, --target/-y (described by target_help), --features/-x, --drop, --na,
+    --categorical."""
     return lambda f: _data_options(f, target_help)
 
 
 def data_options(f):
-    """DATA, --target/-y, --features/-x, --drop, --na."""
+    """DATA, --target/-y, --features/-x, --drop, --na, --categorical."""
     return _data_options(f, "Target column (default: the last).")
 
 
+#: Where --categorical leaves its columns for selection() (click's per-invocation store, so
+#: that every command gets the option without a parameter of its own).
+CATEGORICAL = "mlfit.categorical"
+
+
+def _remember_categorical(ctx, param, value):
+    ctx.meta[CATEGORICAL] = _names(value) or ()
+
+
 def _data_options(f, target_help: str):
+    f = click.option(
+        "--categorical",
+        metavar="A,B",
+        expose_value=False,
+        callback=_remember_categorical,
+        help="Numeric columns whose values are categories (codes such as 1, 2, 3), one-hot "
+        "encoded like text, as R's factor().",
+    )(f)
     f = click.option(
         "--na",
         type=click.Choice(["error", "drop"]),
@@ -62,7 +80,16 @@ def _data_options(f, target_help: str):
 
 
 def selection(target, features, drop, na) -> Selection:
-    return Selection(target=target, features=_names(features), drop=_names(drop) or (), na=na)
+    ctx = click.get_current_context(silent=True)
+    categorical = ctx.meta.get(CATEGORICAL, ()) if ctx else ()
+    return Selection(
+        target=target,
+        features=_names(features),
+        drop=_names(drop) or (),
+        na=na,
+        kinds={name: "text" for name in categorical},
+        roles={name: "a --categorical column" for name in categorical},
+    )
 
 
 def design_options(config_cls):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lzma
+import math
 
 import numpy as np
 import pyarrow as pa
@@ -94,6 +95,21 @@ def _valid_rows(table) -> pa.ChunkedArray | pa.Array:
             valid = pc.and_(valid, pc.invert(pc.is_nan(col)))
         mask = valid if mask is None else pc.and_(mask, valid)
     return mask
+
+
+def number_as_text(v: float) -> str:
+    """A number as the level name of a category: '2' for 2.0 (as a CSV writes the code),
+    else the shortest repr, '2.5'; so Parquet and CSV give the same levels."""
+    v = float(v)
+    return str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
+
+
+def numbers_as_text(values: np.ndarray) -> np.ndarray:
+    """A float64 column declared categorical as an object array of level names (None: NaN)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values.tolist()):
+        out[i] = None if math.isnan(v) else number_as_text(v)
+    return out
 
 
 def _column_to_numpy(name: str, col, src_name: str, rows: _RowNames | None = None) -> np.ndarray:

@@ -177,6 +177,7 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
         *([sel.target] if sel.target else []),
         *sel.extras.values(),
         *sel.passthrough,
+        *sel.kinds,
     ]
     for name in asked:
         if name not in names:
@@ -212,6 +213,7 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
             f"No feature columns left in {src}: give --features, or drop fewer columns."
             + _delimiter_hint(names)
         )
+    _check_declared_text(sel, features, target, model)
     return _Columns(
         src,
         model,
@@ -224,6 +226,19 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
         roles,
         sel.na,
     )
+
+
+def _check_declared_text(sel: Selection, features: list[str], target, model: str) -> None:
+    """Columns declared categories (--categorical) must be features the model can one-hot."""
+    for name, kind in sel.kinds.items():
+        if kind != "text" or name in features:
+            continue
+        why = "the target" if name == target else "not a feature (dropped or not in --features)"
+        raise DataError(
+            f"--categorical names '{name}', which is {why}; it applies to feature columns."
+        )
+    if sel.numeric_features and any(k == "text" for k in sel.kinds.values()):
+        raise DataError(f"{model} takes numeric features only; leave out --categorical.")
 
 
 def _delimiter_hint(names: list[str]) -> str:

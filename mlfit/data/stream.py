@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from mlfit.data.convert import _column_to_numpy, _valid_rows, header_names
+from mlfit.data.convert import _column_to_numpy, _valid_rows, header_names, number_as_text
 from mlfit.data.parse_errors import _explain_arrow_error, _line_offset, _RowNames
 from mlfit.data.selection import Selection, _check_header, _resolve
 from mlfit.data.sources import _csv_options, _read_all, _Source
@@ -176,10 +176,7 @@ class ChunkStream:
             bad = _stray_words([v for v in values if isinstance(v, str)])
             if bad:
                 self._raise_stray_word(n, bad[0])
-        return {
-            n: sorted(str(v).lower() if isinstance(v, bool) else v for v in s)
-            for n, s in seen.items()
-        }
+        return {n: sorted({_level_name(v) for v in s}) for n, s in seen.items()}
 
     def _raise_stray_word(self, name: str, value: str) -> None:
         base = 0
@@ -202,7 +199,8 @@ class ChunkStream:
         return [
             n
             for n in features
-            if not (pa.types.is_integer(types[n]) or pa.types.is_floating(types[n]))
+            if self._columns.kinds.get(n) == "text"  # declared categories, even if numbers
+            or not (pa.types.is_integer(types[n]) or pa.types.is_floating(types[n]))
         ]
 
     def __iter__(self) -> Iterator[Dataset]:
@@ -243,3 +241,10 @@ def should_stream(path: str, chunk_rows: int | None) -> bool:
     if chunk_rows:
         return True
     return path != "-" and os.path.exists(path) and os.path.getsize(path) > AUTO_CHUNK_BYTES
+
+
+def _level_name(v) -> str:
+    """A distinct value as the one-hot level load_dataset would give it."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    return number_as_text(v) if isinstance(v, (int, float)) else v

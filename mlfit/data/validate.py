@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlfit.data.convert import _column_to_numpy, _read_arrow_table
+from mlfit.data.convert import _column_to_numpy, _read_arrow_table, numbers_as_text
 from mlfit.data.parse_errors import _line_offset, _RowNames
 from mlfit.data.selection import Selection, _check_header, _Columns, _resolve
 from mlfit.data.sources import _Source
@@ -120,6 +120,9 @@ def _validate(
     cols: every used column as numpy; passthrough: the copied columns as lists.
     """
     problems = _Problems()
+    for name in columns.features:  # declared categories read as numbers (Parquet, JSON)
+        if columns.kinds.get(name) == "text" and cols[name].dtype != object:
+            cols[name] = numbers_as_text(cols[name])
     for name in columns.used:
         if cols[name].dtype != object:
             continue
