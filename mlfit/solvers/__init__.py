@@ -139,6 +139,15 @@ SOLVERS: dict[str, ModelSpec] = {
             target="numeric",
             plots=("fit", "loss"),
         ),
+        ModelSpec(
+            "gda",
+            "Gaussian discriminant analysis: linear, or quadratic per-class covariances.",
+            target="label",
+            predict_options=(PROBA, THRESHOLD),
+            sum_over_rows=True,
+            plots=("roc", "calibration"),
+            text_features=False,  # one-hot 0/1 columns make class covariances singular
+        ),
     )
 }
 

@@ -110,21 +110,31 @@ class Params(contract.Params):
         except np.linalg.LinAlgError:
             raise ParamsError("'covariance' is not positive definite") from None
 
-    def log_joint(self, X) -> np.ndarray:
-        """(n, K) log p(x, class) up to a constant per row (it cancels in the posteriors)."""
+    def log_joint(self, X, reproducible: bool = True) -> np.ndarray:
+        """(n, K) log p(x, class) up to a constant per row (it cancels in the posteriors).
+
+        reproducible: each row's value independent of the rows around it (for predict);
+        otherwise matrix products (for the fit's metrics: 10 x faster, equal to rounding)."""
         X = np.asarray(X, dtype=float)
         if not self.per_class:
             centre, A, b = self._linear
-            return rowwise_matmul(X - centre, A) + b
+            return (rowwise_matmul(X - centre, A) if reproducible else (X - centre) @ A) + b
         out = np.empty((X.shape[0], len(self.classes)))
+        eye = np.eye(X.shape[1])
         for k in range(len(self.classes)):
-            q = _squared_norms(self._chol[k], X - self.means[k])
+            D = X - self.means[k]
+            if reproducible:
+                q = _squared_norms(self._chol[k], D)
+            else:  # the triangular L^-1 (substitution on I) and one matrix product: error
+                # within cond(L) eps, as substituting each row
+                Z = D @ _forward(self._chol[k], eye).T
+                q = np.einsum("ij,ij->i", Z, Z)
             out[:, k] = np.log(self.priors[k]) - 0.5 * (self._log_det[k] + q)
         return out
 
-    def log_proba(self, X) -> np.ndarray:
+    def log_proba(self, X, reproducible: bool = True) -> np.ndarray:
         """(n, K) log posterior probabilities, normalised by log-sum-exp."""
-        S = self.log_joint(X)
+        S = self.log_joint(X, reproducible)
         with np.errstate(over="ignore", invalid="ignore"):
             out = S - logsumexp(S, axis=1)[:, None]
         if not np.all(np.isfinite(out)):
@@ -134,9 +144,9 @@ class Params(contract.Params):
             )
         return out
 
-    def proba(self, X) -> np.ndarray:
+    def proba(self, X, reproducible: bool = True) -> np.ndarray:
         """(n, K) class probabilities, columns in the order of classes."""
-        return np.exp(self.log_proba(X))
+        return np.exp(self.log_proba(X, reproducible))
 
     def decide(self, P: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """(n,) class codes: the most probable class; for two, the second when its probability
@@ -235,7 +245,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     params = Params(
         labels, estimator.priors, moments.mean.copy(), estimate.covariances, config.threshold
     )
-    P = np.vstack([params.proba(X) for X, _ in _rows(chunks, codes, None)])
+    P = np.vstack([params.proba(X, reproducible=False) for X, _ in _rows(chunks, codes, None)])
     metrics = classification_metrics(codes[train], P[train], labels, params.decide(P[train]))
     metrics["log_likelihood"] = _log_likelihood(params, moments)
     if test is not None:

@@ -69,16 +69,21 @@ class ClassMoments:
         return (within + between) / n
 
 
-def _normalised(y) -> tuple[np.ndarray, bool]:
-    """A chunk's labels as floats (numbers) or strings (text), as classes.encode_labels reads
-    them, and whether they are numbers."""
+def _factorized(y) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A chunk's distinct labels (floats for numbers, strings for text, as
+    classes.encode_labels reads them), each row's index into them, and whether they are
+    numbers.  Text is factorized through a dict (O(n); sorting objects is ten times slower),
+    and only the distinct values are converted; two that convert alike are merged later."""
     y = np.asarray(y)
     if y.dtype.kind in "fiub":
-        return y.astype(float), True
-    values = y.astype(object)
-    if all(isinstance(v, (int, float, np.floating, np.integer)) for v in values):
-        return values.astype(float), True
-    return np.array([str(v) for v in values], dtype=object), False
+        u, local = np.unique(y.astype(float), return_inverse=True)
+        return u, local.ravel(), True
+    index: dict = {}
+    local = np.fromiter((index.setdefault(v, len(index)) for v in y), np.int64, len(y))
+    u = list(index)
+    if all(isinstance(v, (int, float, np.floating, np.integer)) for v in u):
+        return np.array(u, dtype=float), local, True
+    return np.array([str(v) for v in u], dtype=object), local, False
 
 
 def class_codes(chunks: Iterable[ModelData]) -> tuple[np.ndarray, list]:
@@ -88,11 +93,10 @@ def class_codes(chunks: Iterable[ModelData]) -> tuple[np.ndarray, list]:
     parts, uniques, numeric, target = [], [], True, "y"
     for chunk in chunks:
         target = chunk.target
-        values, is_number = _normalised(chunk.y)
+        u, local, is_number = _factorized(chunk.y)
         numeric &= is_number
-        u, local = np.unique(values, return_inverse=True)
         uniques.append(u)
-        parts.append(local.ravel())
+        parts.append(local)
     if not parts:
         raise DataError("No data rows to fit.")
     if not numeric:  # text somewhere: every label is text, as in memory
