@@ -35,6 +35,11 @@ def chunks_of(X, y, size, names=None):
     ]
 
 
+def covariance(params):
+    """The covariance(s) in the features' units (the params are of X / params.scale)."""
+    return params.covariance * np.outer(params.scale, params.scale)
+
+
 def assert_agrees(params, model, X):
     np.testing.assert_allclose(params.proba(X), model.predict_proba(X), rtol=0, atol=TOL)
     theirs = model.predict_log_proba(X)  # clipped at log(tiny) where the probability is 0
@@ -63,7 +68,7 @@ def test_per_class_covariance_equals_qda(rng, K):
     X, y = classes_data(rng, n=400, K=K)
     params = gda.fit(ModelData(X, y), gda.Config(per_class_covariance=True)).params
     model = QDA(store_covariance=True).fit(X, y)
-    np.testing.assert_allclose(params.covariance, model.covariance_, rtol=1e-10)
+    np.testing.assert_allclose(covariance(params), model.covariance_, rtol=1e-10)
     assert_agrees(params, model, X)
 
 
@@ -100,7 +105,7 @@ def test_numeric_shrinkage_acts_on_standardized_class_covariances(rng):
         R = C / np.outer(s, s)
         shrunk = (1 - alpha) * R + alpha * np.eye(3)  # mean of R's diagonal is 1
         expected += np.mean(y == k) * shrunk * np.outer(s, s)
-    np.testing.assert_allclose(result.params.covariance, expected, rtol=1e-12)
+    np.testing.assert_allclose(covariance(result.params), expected, rtol=1e-12)
     # unit-free: rescaling a feature rescales the fit, the posteriors stay the same
     scaled = X * [1e-3, 1.0, 1e4]
     other = gda.fit(ModelData(scaled, y), gda.Config(shrinkage=alpha)).params
@@ -114,9 +119,11 @@ def test_log_likelihood_and_parameter_count(rng):
     for per_class in (False, True):
         result = gda.fit(ModelData(X, y), gda.Config(per_class_covariance=per_class))
         P = result.params
-        cov = [P.covariance[k] if per_class else P.covariance for k in range(3)]
+        C = covariance(P)
+        cov = [C[k] if per_class else C for k in range(3)]
+        means = P.means * P.scale
         ll = sum(
-            np.log(P.priors[k]) + multivariate_normal(P.means[k], cov[k]).logpdf(x)
+            np.log(P.priors[k]) + multivariate_normal(means[k], cov[k]).logpdf(x)
             for x, k in zip(X, y)
         )
         assert result.metrics["log_likelihood"] == pytest.approx(ll, rel=1e-10)
@@ -161,6 +168,25 @@ def test_class_codes_over_chunks_match_one_column():
     y = np.array([3.0, 1.0, 2.0, 1.0, 3.0, 2.0, 2.5, 2.5])
     codes, labels = class_codes(chunks_of(np.zeros((8, 1)), y, 3))
     assert labels == [1, 2, 2.5, 3] and codes.tolist() == [3, 0, 1, 0, 3, 1, 2, 2]
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_features_near_the_ends_of_float64(rng, per_class):
+    """Squares of 1e-200 underflow and of 1e200 overflow: the fit works on features divided
+    by a power of two, so the posteriors are those of the unscaled data."""
+    X, y = classes_data(rng, n=200, p=3)
+    config = gda.Config(per_class_covariance=per_class)
+    plain = gda.fit(ModelData(X, y), config)
+    for factor in ([1e-300, 1, 1e200], [1e300, 1e-160, 1]):
+        scaled = gda.fit(ModelData(X * factor, y), config)
+        assert not scaled.warnings
+        np.testing.assert_allclose(
+            scaled.params.proba(X * factor), plain.params.proba(X), atol=1e-13
+        )
+        shift = -len(y) * np.sum(np.log(factor))  # the density of the scaled features
+        assert scaled.metrics["log_likelihood"] == pytest.approx(
+            plain.metrics["log_likelihood"] + shift, rel=1e-12
+        )
 
 
 def test_predictions_do_not_depend_on_the_block(rng):
@@ -280,6 +306,16 @@ def test_cli_threshold_for_two_classes(runner, rng, tmp_path):
         out = runner.invoke(cli, ["predict", str(model), path, "--threshold", threshold])
         predicted = np.array([int(line) for line in out.stdout.splitlines()[1:]])
         assert np.array_equal(predicted, (p1 >= float(threshold)).astype(int))
+
+
+def test_cli_threshold_needs_two_classes(runner, rng, tmp_path, assert_error):
+    X, y = classes_data(rng, n=90, p=2)
+    path = write_table(tmp_path, X, y)
+    model = tmp_path / "m.json"
+    fit = runner.invoke(cli, ["gda", path, "-y", "label", "--threshold", "0.3", "-o", model])
+    assert fit.exit_code == 0 and "--threshold is for two classes" in fit.stderr
+    out = runner.invoke(cli, ["predict", str(model), path, "--threshold", "0.3"])
+    assert_error(out, 2, "--threshold", "two classes")
 
 
 def test_cli_streamed_plot_with_holdout(runner, rng, tmp_path):

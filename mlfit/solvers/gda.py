@@ -21,7 +21,7 @@ import numpy as np
 
 from mlfit import contract
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, no_progress
-from mlfit.errors import DataError
+from mlfit.errors import DataError, UsageError
 from mlfit.metrics import classification_metrics
 from mlfit.numerics import logsumexp, rowwise_matmul
 from mlfit.params import (
@@ -54,13 +54,16 @@ class Config:
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
 class Params(contract.Params):
-    """priors: (K,); means: (K, p); covariance: (p, p) shared or (K, p, p) per class."""
+    """priors: (K,); means: (K, p); covariance: (p, p) shared or (K, p, p) per class; all of
+    the features divided by scale (p,), powers of two near each one's largest magnitude, so
+    that features near 1e-200 or 1e200 neither underflow nor overflow when squared."""
 
     classes: list
     priors: np.ndarray
     means: np.ndarray
     covariance: np.ndarray
     threshold: float
+    scale: np.ndarray
 
     def __post_init__(self):
         cov = self.covariance
@@ -88,6 +91,7 @@ class Params(contract.Params):
             "means": encode_array(self.means),
             "covariance": encode_array(self.covariance),
             "threshold": self.threshold,
+            "scale": encode_array(self.scale),
         }
 
     @classmethod
@@ -105,8 +109,11 @@ class Params(contract.Params):
         cov = decode_array(d, "covariance", (K, p, p) if per_class else (p, p))
         if not np.array_equal(cov, np.swapaxes(cov, -1, -2)):
             raise ParamsError("'covariance' must be symmetric")
+        scale = decode_array(d, "scale", (p,))
+        if np.any(scale <= 0):
+            raise ParamsError("'scale' must be positive")
         try:
-            return cls(labels, priors, means, cov, threshold)
+            return cls(labels, priors, means, cov, threshold, scale)
         except np.linalg.LinAlgError:
             raise ParamsError("'covariance' is not positive definite") from None
 
@@ -115,7 +122,7 @@ class Params(contract.Params):
 
         reproducible: each row's value independent of the rows around it (for predict);
         otherwise matrix products (for the fit's metrics: 10 x faster, equal to rounding)."""
-        X = np.asarray(X, dtype=float)
+        X = np.asarray(X, dtype=float) / self.scale  # exact: powers of two
         if not self.per_class:
             centre, A, b = self._linear
             return (rowwise_matmul(X - centre, A) if reproducible else (X - centre) @ A) + b
@@ -209,7 +216,11 @@ def fit_chunks(
 
 def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     started = time.perf_counter()
-    codes, labels = class_codes(chunks)
+    peak = []
+    codes, labels = class_codes(_watch(chunks, peak))
+    with np.errstate(divide="ignore"):
+        scale = np.exp2(np.round(np.log2(peak[0]))) if peak else np.ones(0)
+    scale[~(scale > 0) | ~np.isfinite(scale)] = 1.0
     K, n = len(labels), len(codes)
     train, test = np.arange(n), None
     keep = None  # training rows as a mask, with --holdout
@@ -224,30 +235,38 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
                 "rows; use a smaller fraction."
             )
     moments, names = None, None
-    for i, (X, c) in enumerate(_rows(chunks, codes, keep), 1):
+    for i, (X, c, names) in enumerate(_rows(chunks, codes, keep, scale), 1):
         if moments is None:
             moments = ClassMoments.zeros(K, X.shape[1])
         moments.add(X, c)
         on_progress(Step(i, 0, float(moments.count.sum())))
-    names = next(iter(chunks)).names
 
-    def fourth(scale: np.ndarray) -> np.ndarray:
-        """Sums of ||(x - mean_k) / sqrt(scale_k)||^4 over each class's rows (Ledoit-Wolf)."""
+    def fourth(variances: np.ndarray) -> np.ndarray:
+        """Sums of ||(x - mean_k) / sqrt(variances_k)||^4 over each class's rows (for
+        Ledoit-Wolf); variances: (K, p)."""
         sums = np.zeros(K)
-        root = np.sqrt(scale)
-        for X, c in _rows(chunks, codes, keep):
+        root = np.sqrt(variances)
+        for X, c, _ in _rows(chunks, codes, keep, scale):
             Z = (X - moments.mean[c]) / root[c]
             sums += np.bincount(c, weights=np.einsum("ij,ij->i", Z, Z) ** 2, minlength=K)
         return sums
 
     estimator = Estimator(moments, config, names, labels)
     estimate = estimator.estimate(fourth)
-    params = Params(
-        labels, estimator.priors, moments.mean.copy(), estimate.covariances, config.threshold
+    warnings = list(estimate.warnings)
+    if K > 2 and config.threshold != Config.threshold:
+        warnings.append(f"--threshold is for two classes; {K} classes go to the most probable.")
+    params = Params(  # in the units of X / scale
+        labels, estimator.priors, moments.mean, estimate.covariances, config.threshold, scale
     )
-    P = np.vstack([params.proba(X, reproducible=False) for X, _ in _rows(chunks, codes, None)])
+    P = np.vstack(
+        [params.proba(X, reproducible=False) for X, _, _ in _rows(chunks, codes, None, 1.0)]
+    )
     metrics = classification_metrics(codes[train], P[train], labels, params.decide(P[train]))
-    metrics["log_likelihood"] = _log_likelihood(params, moments)
+    # the density of x, not of x / scale: log|det| of the scaling once per row
+    metrics["log_likelihood"] = _log_likelihood(params, moments) - len(train) * float(
+        np.sum(np.log(scale))
+    )
     if test is not None:
         metrics["holdout"] = classification_metrics(
             codes[test], P[test], labels, params.decide(P[test])
@@ -272,23 +291,32 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         n_obs=len(train),
         tables=tables(params, moments, names),
         metrics=metrics,
-        warnings=estimate.warnings,
+        warnings=warnings,
         info=info,
         internals={"codes": codes, "train": train, "test": test, "seed": config.seed},
     )
 
 
-def _rows(chunks, codes: np.ndarray, keep: np.ndarray | None):
-    """(X, codes) of each chunk's rows, only those where keep is true when given."""
+def _watch(chunks, peak: list):
+    """The chunks, recording each feature's largest magnitude as peak[0] on the way."""
+    for chunk in chunks:
+        if chunk.n_rows:
+            top = np.max(np.abs(chunk.X), axis=0)
+            peak[:] = [np.maximum(peak[0], top) if peak else top]
+        yield chunk
+
+
+def _rows(chunks, codes: np.ndarray, keep: np.ndarray | None, scale: np.ndarray):
+    """(X / scale, codes, names) of each chunk's rows, only those where keep is true."""
     start = 0
     for chunk in chunks:
         stop = start + chunk.n_rows
-        X, c = chunk.X, codes[start:stop]
+        X, c = chunk.X / scale, codes[start:stop]
         if keep is not None:
             X, c = X[keep[start:stop]], c[keep[start:stop]]
         start = stop
         if len(c):
-            yield X, c
+            yield X, c, chunk.names
 
 
 def _shrinkage_info(config: Config, alphas: np.ndarray):
@@ -318,6 +346,11 @@ def predict(
     params: Params, data: ModelData, proba: bool = False, threshold: float | None = None
 ) -> dict[str, np.ndarray]:
     """The predicted label, and with proba a column p_<class> per class."""
+    if threshold is not None and len(params.classes) > 2:
+        raise UsageError(
+            f"--threshold is for two classes; this model has {len(params.classes)}: every "
+            "row goes to its most probable class."
+        )
     P = params.proba(data.X)
     labels = np.array(params.classes, dtype=object)
     out = {"prediction": labels[params.decide(P, threshold)]}

@@ -14,12 +14,17 @@ COVARIANCE_TABLE_MAX = 10
 
 
 def tables(params, moments: ClassMoments, names: list[str]) -> dict[str, Table]:
+    """In the features' units (the params are of the features divided by params.scale); a
+    covariance beyond float64's range (features near 1e200) shows as null."""
     labels = [str(c) for c in params.classes]
+    s = params.scale
+    with np.errstate(over="ignore"):
+        means = params.means * s
+        cov = params.covariance * np.outer(s, s)
     out = {
         "classes": Table(labels, {"rows": moments.count.tolist(), "prior": params.priors}),
-        "means": Table(names, {label: params.means[k] for k, label in enumerate(labels)}),
+        "means": Table(names, {label: means[k] for k, label in enumerate(labels)}),
     }
-    cov = params.covariance
     if len(names) <= COVARIANCE_TABLE_MAX:
         if params.per_class:
             for k, label in enumerate(labels):
@@ -32,7 +37,8 @@ def tables(params, moments: ClassMoments, names: list[str]) -> dict[str, Table]:
         out["standard_deviations"] = Table(names, sd)
         return out
     sd = np.sqrt(np.diagonal(cov))
-    corr = cov / np.outer(sd, sd)
+    scaled_sd = np.sqrt(np.diagonal(params.covariance))
+    corr = params.covariance / np.outer(scaled_sd, scaled_sd)
     np.fill_diagonal(corr, 0.0)
     strongest = np.argmax(np.abs(corr), axis=1)
     out["standard_deviations"] = Table(
