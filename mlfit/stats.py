@@ -1,18 +1,18 @@
-"""Tail probabilities and intervals for coefficient tables (scipy.special, imported on use)."""
+"""Tail probabilities and intervals for coefficient tables (mlfit.distributions: no scipy)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from mlfit.distributions import f_upper, t_quantile, t_two_sided
+
 
 def t_table(estimate: np.ndarray, std_error: np.ndarray, df: float, level: float = 0.95) -> dict:
     """t statistics, two-sided p-values and confidence intervals, as R's summary(lm)."""
-    from scipy.special import stdtr, stdtrit
-
     with np.errstate(divide="ignore", invalid="ignore"):
         t = estimate / std_error
-    p = 2.0 * stdtr(df, -np.abs(t))
-    q = stdtrit(df, 0.5 + level / 2.0)
+    p = t_two_sided(df, t)
+    q = t_quantile(df, 0.5 + level / 2.0)
     return {
         "t": t,
         "p_value": p,
@@ -42,6 +42,4 @@ def z_table(estimate: np.ndarray, std_error: np.ndarray, level: float = 0.95) ->
 
 def f_sf(f: float, df1: float, df2: float) -> float:
     """P(F > f) for the F distribution with (df1, df2) degrees of freedom."""
-    from scipy.special import fdtrc
-
-    return float(fdtrc(df1, df2, f))
+    return f_upper(float(f), float(df1), float(df2))
