@@ -20,9 +20,11 @@ def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
     if numeric:
         values, codes = np.unique(np.asarray(y, dtype=float), return_inverse=True)
         labels = [int(v) if float(v).is_integer() else float(v) for v in values]
-    else:
-        values, codes = np.unique(np.array([str(v) for v in y], dtype=object), return_inverse=True)
-        labels = list(values)
+    else:  # a dict, not np.unique: sorting 10^5 Python strings costs far more than hashing
+        text = [str(v) for v in y]
+        labels = sorted(set(text))
+        index = {label: k for k, label in enumerate(labels)}
+        codes = np.fromiter((index[v] for v in text), dtype=np.int64, count=len(text))
     codes = codes.astype(np.int64).ravel()
     if len(labels) < 2:
         raise DataError(

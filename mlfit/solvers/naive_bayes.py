@@ -131,7 +131,7 @@ class Params(contract.Params):
         """(n, K) log p(x, c) for every row and class."""
         jll = np.tile(self.log_prior, (len(X), 1))
         if self.gaussian:
-            Xg = X[:, self.gaussian]
+            Xg = _columns_of(X, self.gaussian)
             log_norm = -0.5 * np.sum(np.log(2.0 * np.pi * self.var), axis=1)
             for k in range(len(self.classes)):
                 z = (Xg - self.mean[k]) / np.sqrt(self.var[k])
@@ -145,15 +145,7 @@ class Params(contract.Params):
 
     def log_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, K) log p(c | x): the joint log-likelihood normalised by log-sum-exp."""
-        jll = self.joint_log_likelihood(np.asarray(X, dtype=float))
-        top = jll.max(axis=1, keepdims=True)
-        if not np.all(np.isfinite(top)):
-            row = int(np.flatnonzero(~np.isfinite(top[:, 0]))[0]) + 1
-            raise DataError(
-                f"Row {row} is so far from every class (beyond about 1e154 standard deviations "
-                "of a feature) that its probabilities underflow; check that row's values."
-            )
-        return jll - (top + np.log(np.sum(np.exp(jll - top), axis=1, keepdims=True)))
+        return _normalised(self.joint_log_likelihood(np.asarray(X, dtype=float)))
 
     def proba(self, X) -> np.ndarray:
         """(n, K) class probabilities, columns in the order of classes."""
@@ -165,6 +157,26 @@ class Params(contract.Params):
             cut = self.threshold if threshold is None else threshold
             return (P[:, 1] >= cut).astype(np.int64)
         return np.argmax(P, axis=1)
+
+
+def _normalised(jll: np.ndarray) -> np.ndarray:
+    """log p(c | x) from the joint log-likelihood (n, K), by log-sum-exp."""
+    top = jll.max(axis=1, keepdims=True)
+    if not np.all(np.isfinite(top)):
+        row = int(np.flatnonzero(~np.isfinite(top[:, 0]))[0]) + 1
+        raise DataError(
+            f"Row {row} is so far from every class (beyond about 1e154 standard deviations "
+            "of a feature) that its probabilities underflow; check that row's values."
+        )
+    return jll - (top + np.log(np.sum(np.exp(jll - top), axis=1, keepdims=True)))
+
+
+def _columns_of(X: np.ndarray, cols: list[int]) -> np.ndarray:
+    """X[:, cols] in row-major order (the design is column-major; the per-class sums and
+    the densities run along rows, about twice as fast on a C-ordered copy)."""
+    if cols == list(range(X.shape[1])):
+        return np.ascontiguousarray(X)
+    return np.ascontiguousarray(X[:, cols])
 
 
 def _columns(d: dict, n_columns: int) -> list[int]:
@@ -206,7 +218,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         rows = slice(offset, offset + chunk.n_rows)
         keep, c = in_train[rows], codes[rows]
         X, c = (chunk.X, c) if keep.all() else (chunk.X[keep], c[keep])
-        moments.add(X[:, gaussian], c)
+        moments.add(_columns_of(X, gaussian), c)
         if one_hot:  # 0/1 sums are exact in any order
             indicator = (c[:, None] == np.arange(K)).astype(float)
             for name, cols in one_hot.items():
@@ -280,7 +292,7 @@ def _result(params: Params, chunks, codes, train, test, gaussian_names, names, c
     for chunk in chunks:
         rows = slice(offset, offset + chunk.n_rows)
         jll = params.joint_log_likelihood(chunk.X)
-        P[rows] = np.exp(params.log_proba(chunk.X))
+        P[rows] = np.exp(_normalised(jll))
         c = codes[rows]
         joint += math.fsum(jll[np.arange(chunk.n_rows), c][in_train[rows]])
         offset += chunk.n_rows
