@@ -236,6 +236,10 @@ def test_exact_collinearity_names_the_features(rng):
         result = gda.fit(ModelData(X, y, names=names), gda.Config(per_class))
         assert result.warnings and all("'a', 'b' and 'e'" in w for w in result.warnings)
         assert np.all(np.isfinite(result.params.proba(X)))
+    X[y == 1, 2] = 0.5  # and a constant: both causes are named
+    result = gda.fit(ModelData(X, y, names=names), gda.Config(True))
+    warning = next(w for w in result.warnings if "class 1" in w)
+    assert "'c' is constant within class 1; 'a', 'b' and 'e' are (nearly) collinear" in warning
     # an explicit regularisation is used as given, without a warning
     assert not gda.fit(ModelData(X, y, names=names), gda.Config(reg_covar=1e-4)).warnings
 

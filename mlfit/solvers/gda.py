@@ -219,21 +219,10 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     peak = []
     codes, labels = class_codes(_watch(chunks, peak))
     with np.errstate(divide="ignore"):
-        scale = np.exp2(np.round(np.log2(peak[0]))) if peak else np.ones(0)
-    scale[~(scale > 0) | ~np.isfinite(scale)] = 1.0
-    K, n = len(labels), len(codes)
-    train, test = np.arange(n), None
-    keep = None  # training rows as a mask, with --holdout
-    if config.holdout:
-        train, test = classes.holdout_split(codes, config.holdout, config.seed)
-        keep = np.zeros(n, dtype=bool)
-        keep[train] = True
-        short = np.flatnonzero(np.bincount(codes[train], minlength=K) < 2)
-        if len(short):
-            raise DataError(
-                f"--holdout leaves class {labels[short[0]]!r} with fewer than two training "
-                "rows; use a smaller fraction."
-            )
+        scale = np.exp2(np.round(np.log2(peak[0])))
+    scale[~(scale > 0) | ~np.isfinite(scale)] = 1.0  # a column of zeros
+    K = len(labels)
+    train, test, keep = _split(codes, labels, config)
     moments, names = None, None
     for i, (X, c, names) in enumerate(_rows(chunks, codes, keep, scale), 1):
         if moments is None:
@@ -259,9 +248,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     params = Params(  # in the units of X / scale
         labels, estimator.priors, moments.mean, estimate.covariances, config.threshold, scale
     )
-    P = np.vstack(
-        [params.proba(X, reproducible=False) for X, _, _ in _rows(chunks, codes, None, 1.0)]
-    )
+    P = np.vstack([params.proba(chunk.X, reproducible=False) for chunk in chunks])
     metrics = classification_metrics(codes[train], P[train], labels, params.decide(P[train]))
     # the density of x, not of x / scale: log|det| of the scaling once per row
     metrics["log_likelihood"] = _log_likelihood(params, moments) - len(train) * float(
@@ -295,6 +282,24 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         info=info,
         internals={"codes": codes, "train": train, "test": test, "seed": config.seed},
     )
+
+
+def _split(codes: np.ndarray, labels: list, config: Config):
+    """(train, test, keep): training and held-out row indices (test None without --holdout)
+    and the training rows as a mask (None: every row)."""
+    n, K = len(codes), len(labels)
+    if not config.holdout:
+        return np.arange(n), None, None
+    train, test = classes.holdout_split(codes, config.holdout, config.seed)
+    keep = np.zeros(n, dtype=bool)
+    keep[train] = True
+    short = np.flatnonzero(np.bincount(codes[train], minlength=K) < 2)
+    if len(short):
+        raise DataError(
+            f"--holdout leaves class {labels[short[0]]!r} with fewer than two training "
+            "rows; use a smaller fraction."
+        )
+    return train, test, keep
 
 
 def _watch(chunks, peak: list):

@@ -183,34 +183,39 @@ class Estimator:
         return [i for i in range(len(C)) if _min_ratio(C[i], scales[i])[0] <= RCOND]
 
     def _cause(self, i: int, C: np.ndarray, scale: np.ndarray) -> str:
-        """Why covariance i is singular, naming features (and the class)."""
-        varying = ~self.constant
-        if self.config.per_class_covariance:
-            label = repr(self.labels[i])
-            flat = [n for n, c in zip(self.names, self.within_constant[i]) if c]
-            if flat:
-                verb = "is" if len(flat) == 1 else "are"
-                return f"{_listed(flat)} {verb} constant within class {label}"
-            rows = int(self.m.count[i])
-            if rows <= varying.sum():
-                return f"class {label} has {rows} rows for {varying.sum()} varying features"
-            where = f"within class {label}"
-        else:
-            flat = [n for n, c in zip(self.names, np.all(self.within_constant, axis=0)) if c]
-            if flat:
-                verb = "is" if len(flat) == 1 else "are"
-                return f"{_listed(flat)} {verb} constant within every class"
-            rows = int(self.n) - self.K
-            if rows < varying.sum():
-                return (
-                    f"{int(self.n)} rows in {self.K} classes leave {rows} degrees of freedom "
-                    f"for {varying.sum()} varying features"
-                )
-            where = "within the classes"
-        _, V, small = _min_ratio(C, scale, vectors=True)
-        loads = np.max(np.abs(V[:, small]), axis=1) if small.any() else np.zeros(self.p)
-        involved = [n for n, v, c in zip(self.names, loads, self.constant) if v >= 0.1 and not c]
-        return f"{_listed(involved or self.names)} are (nearly) collinear {where}"
+        """Why covariance i is singular, naming features (and the class): features constant
+        within it, too few rows, and the collinear features among the others."""
+        per_class = self.config.per_class_covariance
+        label = repr(self.labels[i])
+        flat = self.within_constant[i] if per_class else np.all(self.within_constant, axis=0)
+        causes = []
+        if flat.any():
+            names = [n for n, c in zip(self.names, flat) if c]
+            verb = "is" if len(names) == 1 else "are"
+            where = f"class {label}" if per_class else "every class"
+            causes.append(f"{_listed(names)} {verb} constant within {where}")
+        varying = int(np.sum(~self.constant))
+        rows = int(self.m.count[i]) if per_class else int(self.n) - self.K
+        # rank at most n_k - 1 (one class) or n - K (shared)
+        too_few = (rows <= varying) if per_class else (rows < varying)
+        if too_few:
+            causes.append(
+                f"class {label} has {rows} rows for {varying} varying features"
+                if per_class
+                else f"{int(self.n)} rows in {self.K} classes leave {rows} degrees of "
+                f"freedom for {varying} varying features"
+            )
+            return "; ".join(causes)
+        rest = ~flat & ~self.constant  # collinearity among the features that vary
+        if rest.sum() > 1:
+            sub = np.ix_(rest, rest)
+            ratio, V, small = _min_ratio(C[sub], scale[rest], vectors=True)
+            if ratio <= RCOND:
+                loads = np.max(np.abs(V[:, small]), axis=1)
+                names = [n for n, v in zip(np.array(self.names)[rest], loads) if v >= 0.1]
+                where = f"within class {label}" if per_class else "within the classes"
+                causes.append(f"{_listed(names)} are (nearly) collinear {where}")
+        return "; ".join(causes) or "it is nearly singular"
 
 
 def _min_ratio(C: np.ndarray, scale: np.ndarray, vectors: bool = False):
