@@ -356,7 +356,24 @@ def test_cli_bad_input(runner, tmp_path, assert_error, args, code, words):
         assert_error(result, code, *words)
 
 
-def test_cli_single_row_class_is_a_data_error(runner, tmp_path, assert_error):
+@pytest.mark.parametrize(
+    ("labels", "words"),
+    [(["a", "a", "b", "b", "c"], ["'c'", "single row"]), (["a"] * 5, ["single class"])],
+)
+def test_cli_bad_labels_are_a_data_error(runner, tmp_path, assert_error, labels, words):
     X = np.arange(10.0).reshape(5, 2) ** 1.5
-    path = write_table(tmp_path, X, ["a", "a", "b", "b", "c"])
-    assert_error(runner.invoke(cli, ["gda", path, "-y", "label"]), 3, "'c'", "single row")
+    path = write_table(tmp_path, X, labels)
+    for chunked in ([], ["--chunk-rows", "2"]):
+        result = runner.invoke(cli, ["gda", path, "-y", "label", *chunked])
+        assert_error(result, 3, *words)
+
+
+def test_a_row_beyond_float64_from_every_class_is_a_data_error(rng):
+    from mlfit.errors import DataError
+
+    X, y = classes_data(rng, n=100, p=2)
+    params = gda.fit(ModelData(X, y), gda.Config(per_class_covariance=True)).params
+    with pytest.raises(DataError, match="overflow"):
+        params.proba(np.array([[1e300, -1e300]]))
+    shared = gda.fit(ModelData(X, y)).params  # linear scores stay finite
+    assert np.all(np.isfinite(shared.proba(np.array([[1e300, -1e300]]))))
