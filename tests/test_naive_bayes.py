@@ -248,3 +248,17 @@ def test_zero_variance_cli_exit_1(runner, write_csv):
     result = runner.invoke(cli, ["naive-bayes", path, "-y", "label", "--var-smoothing", "0"])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "Feature 'z'" in result.stderr
+
+
+def test_holdout_chunked_equals_in_memory(runner, write_csv, rng):
+    path = nb_csv(write_csv, rng, n=90)
+    args = ["naive-bayes", path, "-y", "label", "--holdout", "0.3", "--seed", "4", "--json", "-q"]
+    whole = json.loads(runner.invoke(cli, args).stdout)
+    chunked = json.loads(runner.invoke(cli, [*args, "--chunk-rows", "8"]).stdout)
+    assert whole["metrics"]["holdout"]["n"] == 27
+    for key in ("log_likelihood", "accuracy", "log_loss"):
+        assert chunked["metrics"][key] == pytest.approx(whole["metrics"][key], rel=1e-12)
+    for key in ("accuracy", "log_loss", "roc_auc"):
+        held = chunked["metrics"]["holdout"][key]
+        assert held == pytest.approx(whole["metrics"]["holdout"][key], rel=1e-12)
+    assert chunked["categorical"] == whole["categorical"]

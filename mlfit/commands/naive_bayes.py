@@ -65,7 +65,7 @@ def command(data, target, features, drop, na, chunk_rows, as_json, save, plot, q
     \b
         mlfit naive-bayes sample_data/flowers.csv -y species
         mlfit naive-bayes sample_data/flowers.csv -y species --holdout 0.25 --seed 1
-        mlfit naive-bayes survey.csv -y answer --categorical agecat --alpha 0.5 -o nb.model
+        mlfit naive-bayes sample_data/admissions.csv -y admitted --categorical rank -o nb.model
     """
     settings["holdout"] = settings["holdout"] or 0.0
     run_fit(
