@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from mlfit.contract import ModelData, json_safe
-from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Selection
+from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Dialect, Selection
 from mlfit.errors import UsageError
 from mlfit.files import atomic_write, check_writable
 from mlfit.model_io import SavedModel, read_model
@@ -29,6 +29,7 @@ def predict_file(
     id_column: str | None,
     options: dict | None = None,
     chunk_rows: int | None = None,
+    dialect: Dialect = Dialect(),
 ) -> int:
     """Write predictions as CSV (or JSON Lines) to `output` or stdout; returns the row count.
 
@@ -41,7 +42,7 @@ def predict_file(
     options = options or {}
     _check_options(saved, options, model_path)
     stream = ChunkStream(
-        data, _selection(saved, id_column), chunk_rows or DEFAULT_CHUNK_ROWS, model=saved.spec.name
+        data, _selection(saved, id_column, dialect), chunk_rows or DEFAULT_CHUNK_ROWS, model=saved.spec.name
     )
     module = solver(saved.spec.name)
 
@@ -77,7 +78,7 @@ def _check_options(saved: SavedModel, options: dict, path: str) -> None:
             )
 
 
-def _selection(saved: SavedModel, id_column: str | None) -> Selection:
+def _selection(saved: SavedModel, id_column: str | None, dialect: Dialect) -> Selection:
     """The model's features (with the kinds they had when fitted) and extra columns."""
     design = saved.design
     roles = {name: "the model's feature" for name in design.features}
@@ -92,6 +93,7 @@ def _selection(saved: SavedModel, id_column: str | None) -> Selection:
         kinds={f: "text" if f in design.levels else "numeric" for f in design.features},
         roles=roles,
         passthrough=(id_column,) if id_column else (),
+        dialect=dialect,
     )
 
 

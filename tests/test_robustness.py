@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from mlfit.cli import cli
+from mlfit.solvers import SOLVERS
 
 
 @pytest.mark.parametrize("option", ["-o", "--plot"])
@@ -97,7 +99,75 @@ def test_every_row_dropped_names_the_empty_column(runner, assert_error, write_cs
 @pytest.mark.parametrize("sep", [";", "|"])
 def test_a_file_with_another_separator_gets_a_hint(runner, assert_error, write_csv, sep):
     path = write_csv(f"a{sep}b{sep}y\n1{sep}2{sep}3\n4{sep}5{sep}6\n")
-    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "looks separated by", "commas")
+    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "looks separated by", "--delimiter")
+    # with decimal commas the rows have more fields than the header: the same hint
+    path = write_csv(f"a{sep}b{sep}y\n1,5{sep}2{sep}3,5\n4,5{sep}5{sep}6,5\n")
+    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "looks separated by", "--delimiter")
+
+
+def dialect_table(label: bool) -> str:
+    """A plain CSV of 24 rows with decimals; y is a class label (0/1) when label."""
+    rows = ["a,b,y"]
+    for i in range(24):
+        a, b = 1.5 + 0.25 * i + 0.125 * (i % 3), i % 4
+        y = i % 2 if label else round(3.25 + 1.1 * a - 0.5 * b + 0.3 * ((i * 7) % 5), 4)
+        rows.append(f"{a},{b},{y}")
+    return "\n".join(rows) + "\n"
+
+
+PLAIN = dialect_table(label=False)
+
+
+@pytest.mark.parametrize("model", sorted(SOLVERS))
+def test_delimiter_and_decimal_read_the_same_table_for_every_command(
+    runner, write_csv, tmp_path, model
+):
+    """--delimiter ';' --decimal , on a European CSV gives what the plain CSV gives: the
+    same JSON (but for the file name) and the same predictions, for every model."""
+    spec = SOLVERS[model]
+    target = [] if spec.target in ("none", "optional") else ["-y", "y"]
+    plain = dialect_table(label=spec.target == "label")
+    euro = plain.replace(",", ";").replace(".", ",")
+    docs, predictions = [], []
+    for text, dialect in ((plain, []), (euro, ["--delimiter", ";", "--decimal", ","])):
+        path = write_csv(text)
+        saved = str(tmp_path / f"m{len(docs)}.json")
+        result = runner.invoke(cli, [model, path, *target, *dialect, "--json", "-q", "-o", saved])
+        assert result.exit_code == 0, result.stderr
+        doc = json.loads(result.stdout)
+        docs.append({k: v for k, v in doc.items() if k not in ("timing", "data")})
+        out = runner.invoke(cli, ["predict", saved, path, *dialect])
+        assert out.exit_code == 0, out.stderr
+        predictions.append(out.stdout)
+    assert docs[0] == docs[1]
+    assert predictions[0] == predictions[1]
+
+
+def test_decimal_comma_needs_another_separator(runner, assert_error, write_csv):
+    path = write_csv(PLAIN)
+    assert_error(runner.invoke(cli, ["normal-eq", path, "--decimal", ","]), 2, "--delimiter")
+    tsv = write_csv(PLAIN.replace(",", "\t").replace(".", ","), name="euro.tsv")
+    result = runner.invoke(cli, ["normal-eq", tsv, "--decimal", ",", "--json", "-q"])
+    assert result.exit_code == 0, result.stderr  # a .tsv file splits at tabs
+
+
+@pytest.mark.parametrize("bad", ["ab", '"', "7", "x", ".", ""])
+def test_a_delimiter_must_be_one_separating_character(runner, write_csv, bad):
+    path = write_csv(PLAIN)
+    result = runner.invoke(cli, ["normal-eq", path, "--delimiter", bad])
+    assert result.exit_code == 2 and "Invalid value for '--delimiter'" in result.stderr
+
+
+@pytest.mark.parametrize("name, sep", [("tab", "\t"), ("\\t", "\t"), ("|", "|")])
+def test_named_delimiters(runner, write_csv, name, sep):
+    path = write_csv(PLAIN.replace(",", sep), name="data.txt")
+    result = runner.invoke(cli, ["normal-eq", path, "--delimiter", name, "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_decimal_commas_without_the_option_suggest_it(runner, assert_error, write_csv):
+    path = write_csv('a,b,y\n"1,5",2,3\n"2,5",1,4\n"3,5",1,5\n')
+    assert_error(runner.invoke(cli, ["normal-eq", path]), 3, "'a'", "--decimal ,")
 
 
 @pytest.mark.parametrize("chunked", [[], ["--chunk-rows", "2"]])

@@ -11,7 +11,7 @@ import math
 
 import click
 
-from mlfit.data import Selection
+from mlfit.data import Dialect, Selection
 
 
 class FiniteFloat(click.FloatRange):
@@ -52,7 +52,60 @@ def _remember_categorical(ctx, param, value):
     ctx.meta[CATEGORICAL] = _names(value) or ()
 
 
+#: Where --delimiter and --decimal leave their values for dialect() (as CATEGORICAL).
+DIALECT = "mlfit.dialect"
+
+
+class DelimiterType(click.ParamType):
+    """One character that separates fields; `tab` or `\\t` for a tab."""
+
+    name = "CHAR"
+
+    def convert(self, value, param, ctx):
+        text = {"tab": "\t", "\\t": "\t", "space": " "}.get(value.lower(), value)
+        if len(text) != 1 or text in '"\r\n' or text.isalnum() or text == ".":
+            self.fail(
+                f"{value!r} cannot separate fields: give one character such as ';', '|' "
+                "or tab (not a letter, digit, point, quote or newline).",
+                param,
+                ctx,
+            )
+        return text
+
+
+def _remember_dialect(ctx, param, value):
+    ctx.meta.setdefault(DIALECT, {})[param.name] = value
+
+
+def dialect_options(f):
+    """--delimiter and --decimal, for every command that reads a table."""
+    f = click.option(
+        "--decimal",
+        type=click.Choice([".", ","]),
+        default=".",
+        expose_value=False,
+        callback=_remember_dialect,
+        help="Decimal mark of numbers in CSV/TSV files: ',' reads 3,14 as 3.14 (with "
+        "--delimiter ';', as such files are written).",
+    )(f)
+    return click.option(
+        "--delimiter",
+        type=DelimiterType(),
+        expose_value=False,
+        callback=_remember_dialect,
+        help="Field separator of CSV/TSV files (default: a comma; a tab for .tsv).",
+    )(f)
+
+
+def dialect() -> Dialect:
+    """The --delimiter and --decimal of the running command."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx.meta.get(DIALECT, {}) if ctx else {}
+    return Dialect(given.get("delimiter"), given.get("decimal") or ".")
+
+
 def _data_options(f, target_help: str):
+    f = dialect_options(f)
     f = click.option(
         "--categorical",
         metavar="A,B",
@@ -89,6 +142,7 @@ def selection(target, features, drop, na) -> Selection:
         na=na,
         kinds={name: "text" for name in categorical},
         roles={name: "a --categorical column" for name in categorical},
+        dialect=dialect(),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from mlfit.commands import FiniteFloat, chunk_rows_option
+from mlfit.commands import FiniteFloat, chunk_rows_option, dialect, dialect_options
 from mlfit.solvers import predict_options
 
 
@@ -37,6 +37,7 @@ def model_options(f):
     help="Copy column COL through to the output, to match predictions to rows.",
 )
 @model_options
+@dialect_options
 @chunk_rows_option("writing predictions as it goes", "default 65,536")
 def command(model, data, output, as_json, id_column, chunk_rows, **options):
     """Apply a saved model file to new data.
@@ -55,4 +56,4 @@ def command(model, data, output, as_json, id_column, chunk_rows, **options):
     from mlfit.predict import predict_file
 
     given = {name: value for name, value in options.items() if value is not None}
-    predict_file(model, data, output, as_json, id_column, given, chunk_rows)
+    predict_file(model, data, output, as_json, id_column, given, chunk_rows, dialect())

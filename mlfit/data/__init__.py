@@ -6,6 +6,7 @@ fastest reader that also streams, so pandas is never imported on the command pat
 """
 
 from mlfit.data.selection import Selection, resolve_columns, unknown_column_message
+from mlfit.data.sources import Dialect
 from mlfit.data.stream import (
     AUTO_CHUNK_BYTES,
     DEFAULT_CHUNK_ROWS,
@@ -23,6 +24,7 @@ __all__ = [
     "STREAM_BLOCK_BYTES",
     "ChunkStream",
     "Dataset",
+    "Dialect",
     "Selection",
     "is_number",
     "load_dataset",

@@ -39,7 +39,7 @@ def _read_arrow(src: _Source, include, text, block_size=None) -> pa.Table:
                 import pyarrow.csv as pcsv
 
                 read, parse, convert = _csv_options(
-                    src.fmt,
+                    src,
                     include=include,
                     column_types={n: pa.string() for n in text},
                     block_size=block_size,

@@ -14,6 +14,18 @@ from mlfit.data.sources import _csv_options, _Source
 from mlfit.errors import DataError
 
 
+def delimiter_hint(names: list[str]) -> str:
+    """A one-column header holding another separator is a file mlfit split wrongly."""
+    if len(names) == 1:
+        for sep, name in ((";", "semicolons"), ("|", "bars"), (" ", "spaces")):
+            if sep in names[0].strip():
+                return (
+                    f" The header is one column, '{names[0][:40]}': the file looks separated by "
+                    f"{name}. Read it with --delimiter '{sep}'."
+                )
+    return ""
+
+
 def _explain_arrow_error(
     src: _Source, exc: Exception, not_numeric: Callable[[str, str, str], str] | None = None
 ) -> DataError:
@@ -26,9 +38,10 @@ def _explain_arrow_error(
         line = _find_bad_line(src)
         if line is not None:
             number, found, expected = line
+            hint = delimiter_hint([_header_line(src)]) if expected == 1 else ""
             return DataError(
-                f"{src.name}, line {number}: expected {expected} fields, found {found}. "
-                "Fix or remove that row (quote fields that contain the delimiter)."
+                f"{src.name}, line {number}: expected {expected} fields, found {found}."
+                + (hint or " Fix or remove that row (quote fields that contain the delimiter).")
             )
     converting = re.search(
         r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to \w+: "
@@ -76,6 +89,11 @@ def _explain_arrow_error(
     return DataError(f"Cannot parse {src.name} as {src.fmt.upper()}: {text}")
 
 
+def _header_line(src: _Source) -> str:
+    with src.open() as stream:
+        return stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+
 def _find_bad_line(src: _Source):
     import pyarrow.csv as pcsv
 
@@ -85,7 +103,7 @@ def _find_bad_line(src: _Source):
         found.append((row.number, row.actual_columns, row.expected_columns))
         return "error"
 
-    read, parse, convert = _csv_options(src.fmt)
+    read, parse, convert = _csv_options(src)
     read.use_threads = False
     parse.invalid_row_handler = handler
     # pyarrow decodes the bad row's text before calling the handler; on bytes that are not
@@ -106,14 +124,12 @@ def _find_csv_value(src: _Source, index: int, value: str):
     import pyarrow.csv as pcsv
 
     try:
-        read, parse, convert = _csv_options(src.fmt)
+        read, parse, convert = _csv_options(src)
         with src.open() as stream:
             name = pcsv.open_csv(
                 stream, read_options=read, parse_options=parse, convert_options=convert
             ).schema.names[index]
-        read, parse, convert = _csv_options(
-            src.fmt, column_types={name: pa.string()}, include=[name]
-        )
+        read, parse, convert = _csv_options(src, column_types={name: pa.string()}, include=[name])
         base = 0
         with src.open() as stream:
             for batch in pcsv.open_csv(

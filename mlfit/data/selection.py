@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from mlfit.data.parse_errors import _stray_word_message
+from mlfit.data.parse_errors import _stray_word_message, delimiter_hint
+from mlfit.data.sources import Dialect
 from mlfit.errors import DataError
 
 NA_CHOICES = ("error", "drop", "required")  # required: a command with no --na (predict)
@@ -40,6 +41,7 @@ class Selection:
     roles: Mapping[str, str] = field(default_factory=dict, hash=False)
     passthrough: tuple[str, ...] = ()
     numeric_features: bool = False  # every feature must be numbers (a model without one-hot)
+    dialect: Dialect = field(default_factory=Dialect)  # how CSV/TSV text is split and read
 
     def __post_init__(self):
         # Wrong values here are programming errors, not user errors: ValueError, not DataError.
@@ -211,7 +213,7 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
     if not features:
         raise DataError(
             f"No feature columns left in {src}: give --features, or drop fewer columns."
-            + _delimiter_hint(names)
+            + delimiter_hint(names)
         )
     _check_declared_text(sel, features, target, model)
     return _Columns(
@@ -239,16 +241,3 @@ def _check_declared_text(sel: Selection, features: list[str], target, model: str
         )
     if sel.numeric_features and any(k == "text" for k in sel.kinds.values()):
         raise DataError(f"{model} takes numeric features only; leave out --categorical.")
-
-
-def _delimiter_hint(names: list[str]) -> str:
-    """A one-column header holding another separator is a file mlfit split wrongly."""
-    if len(names) == 1:
-        for sep, name in ((";", "semicolons"), ("|", "bars"), (" ", "spaces")):
-            if sep in names[0].strip():
-                return (
-                    f" The header is one column, '{names[0][:40]}': the file looks separated by "
-                    f"{name}; mlfit reads commas (CSV) and tabs (TSV). Convert it, e.g. "
-                    f"tr '{sep}' ',' < FILE > FILE.csv."
-                )
-    return ""

@@ -7,10 +7,11 @@ import lzma
 import os
 import stat
 import sys
+from dataclasses import dataclass
 
 import pyarrow as pa
 
-from mlfit.errors import DataError
+from mlfit.errors import DataError, UsageError
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 _COMPRESSION_EXT = (".gz", ".bz2", ".xz", ".zst", ".zstd")
@@ -26,11 +27,30 @@ _FORMAT_EXT = {
 }
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """How a CSV/TSV file's text is split and read: --delimiter and --decimal."""
+
+    delimiter: str | None = None  # None: a comma, or a tab for .tsv files
+    decimal: str = "."
+
+    def separator(self, fmt: str) -> str:
+        """The field separator for a file of format fmt (csv or tsv)."""
+        sep = self.delimiter or ("\t" if fmt == "tsv" else ",")
+        if sep == self.decimal:
+            raise UsageError(
+                f"--decimal {self.decimal} needs another field separator than '{sep}': add "
+                "--delimiter ';' (or the file's separator)."
+            )
+        return sep
+
+
 class _Source:
     """A path or '-' that can be opened (decompressed) any number of times."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, dialect: Dialect = Dialect()):
         self.path = path
+        self.dialect = dialect
         self.name = "<stdin>" if path == "-" else path
         self._bytes: bytes | None = None
         if path == "-":
@@ -159,12 +179,15 @@ class _NativeAsPython(io.RawIOBase):
         super().close()
 
 
-def _csv_options(fmt: str, column_types=None, include=None, block_size=None):
+def _csv_options(src: _Source, column_types=None, include=None, block_size=None):
     import pyarrow.csv as pcsv
 
     read = pcsv.ReadOptions(block_size=block_size) if block_size else pcsv.ReadOptions()
-    parse = pcsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    parse = pcsv.ParseOptions(delimiter=src.dialect.separator(src.fmt))
     convert = pcsv.ConvertOptions(
-        column_types=column_types or {}, include_columns=include or [], strings_can_be_null=True
+        column_types=column_types or {},
+        include_columns=include or [],
+        strings_can_be_null=True,
+        decimal_point=src.dialect.decimal,
     )
     return read, parse, convert

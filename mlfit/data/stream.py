@@ -42,7 +42,7 @@ class ChunkStream:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         model: str = "this model",
     ):
-        self._src = _Source(path)
+        self._src = _Source(path, sel.dialect)
         self.source = self._src.name
         self.fmt = self._src.fmt  # csv, tsv, parquet or jsonl
         self._text = sel.csv_text()
@@ -82,7 +82,7 @@ class ChunkStream:
             if src.fmt in ("csv", "tsv"):
                 import pyarrow.csv as pcsv
 
-                read, parse, convert = _csv_options(src.fmt)
+                read, parse, convert = _csv_options(src)
                 with src.open() as stream:
                     reader = pcsv.open_csv(
                         stream, read_options=read, parse_options=parse, convert_options=convert
@@ -115,7 +115,7 @@ class ChunkStream:
                 import pyarrow.csv as pcsv
 
                 read, parse, convert = _csv_options(
-                    src.fmt,
+                    src,
                     column_types=self._arrow_types,
                     include=columns,
                     block_size=STREAM_BLOCK_BYTES,

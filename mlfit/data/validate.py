@@ -36,7 +36,7 @@ def load_dataset(path: str, sel: Selection, model: str = "this model") -> Datase
 
     model: the command's name, for messages ("normal-eq needs a numeric target").
     """
-    src = _Source(path)
+    src = _Source(path, sel.dialect)
     table = _read_arrow_table(src, text=tuple(sel.csv_text()))
     _check_header(table.column_names, src.name)
     if table.num_rows == 0:
@@ -223,6 +223,8 @@ def _first_formatted_number(values: np.ndarray) -> int | None:
 def _formatted_message(named: str, src: str, row: str, value, drop: str | None) -> str:
     """drop: the feature's name, for the advice to leave it out (not for a target)."""
     advice = f", or leave it out with --drop {drop}" if drop else ""
+    if re.match(r"^\s*[-+]?\d+,\d+\s*$", str(value)):  # 3,25 or 1,000: a decimal comma?
+        advice = f"; for decimal commas use --decimal , (with the file's --delimiter){advice}"
     return (
         f"{named} in {src} holds numbers written with formatting ({row} has '{value}': "
         "thousands separators, a decimal comma, % or a currency sign); mlfit reads plain "
