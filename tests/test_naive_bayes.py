@@ -262,3 +262,13 @@ def test_holdout_chunked_equals_in_memory(runner, write_csv, rng):
         held = chunked["metrics"]["holdout"][key]
         assert held == pytest.approx(whole["metrics"]["holdout"][key], rel=1e-12)
     assert chunked["categorical"] == whole["categorical"]
+
+
+def test_threshold_is_for_two_classes(runner, write_csv, tmp_path):
+    rows = [("x", "label")] + [(i % 7 + 0.1 * i, "abc"[i % 3]) for i in range(30)]
+    path, model = write_csv(rows), str(tmp_path / "m.model")
+    args = ["naive-bayes", path, "-y", "label", "--threshold", "0.3", "-o", model]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0 and "--threshold is for two classes" in result.stderr
+    out = runner.invoke(cli, ["predict", model, path, "--threshold", "0.2"])
+    assert out.exit_code == 2 and "this model has 3" in out.stderr

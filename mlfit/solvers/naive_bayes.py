@@ -26,7 +26,7 @@ import numpy as np
 
 from mlfit import contract
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
-from mlfit.errors import DataError, FitError
+from mlfit.errors import DataError, FitError, UsageError
 from mlfit.metrics import classification_metrics
 from mlfit.params import (
     ParamsError,
@@ -243,6 +243,10 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         config.alpha,
     )
     result = _result(params, chunks, codes, train, test, names, first.names, config)
+    if K > 2 and config.threshold != Config.threshold:
+        result.warnings.append(
+            f"--threshold is for two classes; {K} classes go to the most probable."
+        )
     on_progress(Step(1, 1, -result.metrics["log_likelihood"] / len(train)))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
@@ -285,7 +289,7 @@ def _result(params: Params, chunks, codes, train, test, gaussian_names, names, c
     """Metrics from one more pass (training and held-out rows), and the report's tables."""
     K = len(params.classes)
     P = np.empty((len(codes), K))
-    joint = 0.0
+    joint = []  # per-chunk exact sums, summed exactly at the end
     offset = 0
     in_train = np.zeros(len(codes), dtype=bool)
     in_train[train] = True
@@ -294,12 +298,12 @@ def _result(params: Params, chunks, codes, train, test, gaussian_names, names, c
         jll = params.joint_log_likelihood(chunk.X)
         P[rows] = np.exp(_normalised(jll))
         c = codes[rows]
-        joint += math.fsum(jll[np.arange(chunk.n_rows), c][in_train[rows]])
+        joint.append(math.fsum(jll[np.arange(chunk.n_rows), c][in_train[rows]]))
         offset += chunk.n_rows
     metrics = classification_metrics(
         codes[train], P[train], params.classes, params.decide(P[train])
     )
-    metrics["log_likelihood"] = joint
+    metrics["log_likelihood"] = math.fsum(joint)
     if test is not None:
         metrics["holdout"] = classification_metrics(
             codes[test], P[test], params.classes, params.decide(P[test])
@@ -351,6 +355,11 @@ def predict(
     params: Params, data: ModelData, proba: bool = False, threshold: float | None = None
 ) -> dict[str, np.ndarray]:
     """The predicted label, and with proba a column p_<class> per class."""
+    if threshold is not None and len(params.classes) > 2:
+        raise UsageError(
+            f"--threshold is for two classes; this model has {len(params.classes)}: every "
+            "row goes to its most probable class."
+        )
     P = params.proba(data.X)
     out = {"prediction": np.array(params.classes, dtype=object)[params.decide(P, threshold)]}
     if proba:
