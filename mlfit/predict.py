@@ -29,7 +29,7 @@ def predict_file(
     id_column: str | None,
     options: dict | None = None,
     chunk_rows: int | None = None,
-    dialect: Dialect = Dialect(),
+    dialect: Dialect | None = None,
 ) -> int:
     """Write predictions as CSV (or JSON Lines) to `output` or stdout; returns the row count.
 
@@ -42,7 +42,10 @@ def predict_file(
     options = options or {}
     _check_options(saved, options, model_path)
     stream = ChunkStream(
-        data, _selection(saved, id_column, dialect), chunk_rows or DEFAULT_CHUNK_ROWS, model=saved.spec.name
+        data,
+        _selection(saved, id_column, dialect or Dialect()),
+        chunk_rows or DEFAULT_CHUNK_ROWS,
+        model=saved.spec.name,
     )
     module = solver(saved.spec.name)
 

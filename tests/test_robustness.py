@@ -287,3 +287,44 @@ def test_header_names_and_options_match_by_one_rule(
         assert strict_json(result.stdout)["features"] == ["a"]
     trailing = write_csv("a,b,y,\n1,2,3,\n2,3,5,\n3,5,6,\n", name="trailing.csv")
     assert_error(runner.invoke(cli, ["normal-eq", trailing, "-y", "y", *chunked]), 3, "no name")
+
+
+BLANK_LINES = "x,y\n1,2\n\n2,3\n\n\n3,4\n4,5\n5,6\n"  # data rows 1-5 are on lines 2, 4, 7, 8, 9
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("chunked", [[], ["--chunk-rows", "2"]])
+@pytest.mark.parametrize(
+    "row4, expected",
+    [
+        ("3,x", "row 4 (line 8)"),  # a word in a column of numbers
+        ("3,", "row 4 (line 8)"),  # a missing value
+        ("3,4,5", "line 8"),  # too many fields
+        ("3,inf", "row 4 (line 8)"),  # an infinity
+    ],
+)
+def test_blank_lines_do_not_shift_reported_lines(
+    runner, assert_error, write_csv, newline, chunked, row4, expected
+):
+    lines = BLANK_LINES.split("\n")
+    lines[7] = row4
+    path = write_csv(newline.join(lines).encode())
+    assert_error(runner.invoke(cli, ["normal-eq", path, *chunked]), 3, expected)
+
+
+@pytest.mark.parametrize("chunked", [[], ["--chunk-rows", "3"]])
+@pytest.mark.parametrize(
+    "family, bad, words",
+    [("poisson", "-1", "counts"), ("poisson", "2.5", "counts"), ("bernoulli", "2", "0 or 1")],
+)
+def test_a_target_outside_the_family_names_the_files_row(
+    runner, assert_error, write_csv, chunked, family, bad, words
+):
+    """The row is the file's, not the chunk's, and rows dropped for missing values before it
+    do not shift it."""
+    rows = ["x,y"] + [f"{i},{i % 2}" for i in range(1, 12)]
+    rows[2] = "2,"  # a missing target, dropped with --na drop
+    rows[9] = f"9,{bad}"
+    path = write_csv("\n".join(rows) + "\n")
+    args = ["newton", path, "--family", family, "--na", "drop", *chunked]
+    assert_error(runner.invoke(cli, args), 3, words, "row 9 (line 10)", path)

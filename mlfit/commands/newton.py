@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from mlfit.commands import (
@@ -89,8 +91,12 @@ def command(
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --json | jq .coefficients
     """
+    fam = family.family(family_name)
+    sel = selection(target, features, drop, na)
+    if fam.domain:  # checked as the rows are read, so a message names the file's row
+        sel = dataclasses.replace(sel, target_domain=(fam.domain, f"the {fam.name} family"))
     config = Config(
-        family=family.family(family_name).name,  # aliases resolved: logistic -> bernoulli
+        family=fam.name,  # aliases resolved: logistic -> bernoulli
         max_iter=max_iter,
         tol=tol,
         l2=l2,
@@ -100,7 +106,7 @@ def command(
         "newton",
         config,
         data,
-        selection(target, features, drop, na),
+        sel,
         Output(as_json, save, quiet, plot),
         poly=poly,
         chunk_rows=chunk_rows,

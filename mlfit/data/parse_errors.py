@@ -37,10 +37,10 @@ def _explain_arrow_error(
     if src.fmt in ("csv", "tsv") and "Expected" in text and "columns" in text:
         line = _find_bad_line(src)
         if line is not None:
-            number, found, expected = line
+            number, found, expected = line  # number counts non-empty lines
             hint = delimiter_hint([_header_line(src)]) if expected == 1 else ""
             return DataError(
-                f"{src.name}, line {number}: expected {expected} fields, found {found}."
+                f"{src.name}, line {_Lines(src)(number - 1)}: expected {expected} fields, found {found}."
                 + (hint or " Fix or remove that row (quote fields that contain the delimiter).")
             )
     converting = re.search(
@@ -137,7 +137,7 @@ def _find_csv_value(src: _Source, index: int, value: str):
             ):
                 hits = np.flatnonzero(np.array(batch.column(0).to_pylist(), dtype=object) == value)
                 if len(hits):
-                    return name, _RowNames(base, _line_offset(src.fmt))(int(hits[0]))
+                    return name, _RowNames(base, _lines(src))(int(hits[0]))
                 base += batch.num_rows
     except (pa.ArrowInvalid, OSError, IndexError):
         return None
@@ -203,17 +203,48 @@ def _stray_word_message(name: str, src: str, row: str, value) -> str:
     )
 
 
+class _Lines:
+    """The line of a CSV/TSV file that holds data row r.  pyarrow skips empty lines, so a
+    file with blank lines has its rows further down than r + 1; the file is scanned (up to
+    that row, only when a message needs it) to count them."""
+
+    def __init__(self, src: _Source):
+        self._src = src
+
+    def __call__(self, row: int) -> int:
+        """row: 1-based data row (the header is row 0) -> 1-based line."""
+        wanted = row + 1  # non-empty lines up to and including it, the header counted
+        lines = nonempty = pending = 0  # lines ended so far; chars of the unfinished one
+        with self._src.open() as stream:
+            while block := stream.read(1 << 22):
+                arr = np.frombuffer(block, dtype=np.uint8)
+                ends = np.flatnonzero(arr == 10)
+                if not len(ends):
+                    pending += len(arr)
+                    continue
+                lengths = np.diff(ends, prepend=-1) - 1
+                lengths[0] += pending
+                lengths -= (ends > 0) & (arr[np.maximum(ends - 1, 0)] == 13)  # CRLF
+                counted = nonempty + np.cumsum(lengths > 0)
+                at = int(np.searchsorted(counted, wanted))
+                if at < len(counted):
+                    return lines + at + 1
+                lines, nonempty = lines + len(ends), int(counted[-1])
+                pending = len(arr) - int(ends[-1]) - 1
+        return lines + 1  # the last line, without a newline
+
+
 @dataclass(frozen=True)
 class _RowNames:
     """Turns a 0-based index within a chunk into 'row 12 (line 13)' for messages."""
 
     base: int = 0  # rows before this chunk
-    line_offset: int = 0  # 2 for CSV/TSV: data row 1 is line 2; 0 where lines mean nothing
+    lines: _Lines | None = None  # CSV/TSV: the line of a row; None where lines mean nothing
 
     def __call__(self, i: int) -> str:
         row = self.base + i + 1
-        return f"row {row}" + (f" (line {row + self.line_offset - 1})" if self.line_offset else "")
+        return f"row {row}" + (f" (line {self.lines(row)})" if self.lines else "")
 
 
-def _line_offset(fmt: str) -> int:
-    return 2 if fmt in ("csv", "tsv") else 0  # data row 1 is line 2, after the header
+def _lines(src: _Source) -> _Lines | None:
+    return _Lines(src) if src.fmt in ("csv", "tsv") else None

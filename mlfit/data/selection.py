@@ -42,6 +42,8 @@ class Selection:
     passthrough: tuple[str, ...] = ()
     numeric_features: bool = False  # every feature must be numbers (a model without one-hot)
     dialect: Dialect = field(default_factory=Dialect)  # how CSV/TSV text is split and read
+    # (a key of mlfit.domains.TARGET_DOMAINS, who needs it: 'the poisson family') or None
+    target_domain: tuple[str, str] | None = None
 
     def __post_init__(self):
         # Wrong values here are programming errors, not user errors: ValueError, not DataError.
@@ -75,6 +77,7 @@ class _Columns:
     kinds: Mapping[str, str]
     roles: dict[str, str]  # column -> e.g. "the offset", for messages
     na: str
+    target_domain: tuple[str, str] | None = None  # as Selection.target_domain
 
     @property
     def used(self) -> list[str]:
@@ -227,6 +230,7 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
         {**{f: "numeric" for f in features}, **sel.kinds} if sel.numeric_features else sel.kinds,
         roles,
         sel.na,
+        sel.target_domain if target else None,
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlfit.data.convert import _column_to_numpy, _valid_rows, header_names, number_as_text
-from mlfit.data.parse_errors import _explain_arrow_error, _line_offset, _RowNames
+from mlfit.data.parse_errors import _explain_arrow_error, _lines, _RowNames
 from mlfit.data.selection import Selection, _check_header, _resolve
 from mlfit.data.sources import _csv_options, _read_all, _Source
 from mlfit.data.validate import Dataset, _nothing_left, _Problems, _stray_words, _validate
@@ -55,7 +55,7 @@ class ChunkStream:
         self.passthrough = self._columns.passthrough
         self._read = list(dict.fromkeys([*self._columns.used, *self.passthrough]))
         self.chunk_rows = max(1, min(chunk_rows, MAX_CHUNK_BYTES // (8 * len(self._read))))
-        self._offset = _line_offset(self._src.fmt)
+        self._lines = _lines(self._src)
         self.rows_read = 0
         self.rows_dropped = 0
 
@@ -183,7 +183,7 @@ class ChunkStream:
         for batch in self._slices([name]):
             hits = np.flatnonzero(np.array(batch.column(name).to_pylist(), dtype=object) == value)
             if len(hits):
-                row = _RowNames(base, self._offset)(int(hits[0]))
+                row = _RowNames(base, self._lines)(int(hits[0]))
                 raise DataError(self._columns.not_numeric(name, row, value))
             base += batch.num_rows
 
@@ -228,7 +228,7 @@ class ChunkStream:
 
     def _validate(self, batch: pa.Table, base: int) -> tuple[Dataset | None, _Problems]:
         """One chunk validated; base: the rows before it in the file."""
-        rows = _RowNames(base, self._offset)
+        rows = _RowNames(base, self._lines)
         cols = {
             n: _column_to_numpy(n, batch.column(n), self.source, rows) for n in self._columns.used
         }

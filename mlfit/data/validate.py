@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlfit.data.convert import _column_to_numpy, _read_arrow_table, numbers_as_text
-from mlfit.data.parse_errors import _line_offset, _RowNames
+from mlfit.data.parse_errors import _lines, _RowNames
 from mlfit.data.selection import Selection, _check_header, _Columns, _resolve
 from mlfit.data.sources import _Source
+from mlfit.domains import domain_message, outside
 from mlfit.errors import DataError
 
 
@@ -42,7 +43,7 @@ def load_dataset(path: str, sel: Selection, model: str = "this model") -> Datase
     if table.num_rows == 0:
         raise DataError(f"{src.name} has a header but no data rows.")
     columns = _resolve(table.column_names, sel, src.name, model)
-    rows = _RowNames(0, _line_offset(src.fmt))
+    rows = _RowNames(0, _lines(src))
     cols = {n: _column_to_numpy(n, table.column(n), src.name, rows) for n in columns.used}
     passthrough = {n: table.column(n).to_pylist() for n in columns.passthrough}
     dataset, problems = _validate(columns, cols, passthrough, rows, table.num_rows)
@@ -72,9 +73,10 @@ class _Problems:
     missing: dict[str, int] = field(default_factory=dict)  # column -> count, under --na error
     first_missing: str | None = None  # e.g. 'row 2 (line 3)': the first row with one
     infinite: dict[str, str] = field(default_factory=dict)  # column -> message (first bad row)
+    domain: str | None = None  # the target outside its domain: the message (first bad row)
 
     def __bool__(self) -> bool:
-        return bool(self.text or self.missing or self.infinite)
+        return bool(self.text or self.missing or self.infinite or self.domain)
 
     def add(self, later: _Problems) -> None:
         for name, message in later.text.items():
@@ -85,6 +87,7 @@ class _Problems:
             self.first_missing = later.first_missing
         for name, message in later.infinite.items():
             self.infinite.setdefault(name, message)
+        self.domain = self.domain or later.domain
 
     def raise_first(self, columns: _Columns) -> None:
         """Text in numbers first, then missing values, then infinities; columns in order."""
@@ -106,6 +109,8 @@ class _Problems:
         for name in columns.used:
             if name in self.infinite:
                 raise DataError(self.infinite[name])
+        if self.domain:
+            raise DataError(self.domain)
 
 
 def _validate(
@@ -167,6 +172,8 @@ def _validate(
                     f"Column '{name}' in {columns.source} has an infinite value at "
                     f"{rows(row)}; fix or remove it."
                 )
+    if columns.target_domain and not problems and cols[columns.target].dtype != object:
+        problems.domain = _outside_domain(columns, cols[columns.target], keep, rows)
     if problems:
         return None, problems
     dropped = 0 if keep is None else int(n_rows - keep.sum())
@@ -184,6 +191,17 @@ def _validate(
         n_rows=n_rows - dropped,
     )
     return dataset, problems
+
+
+def _outside_domain(columns: _Columns, y: np.ndarray, keep, rows: _RowNames) -> str | None:
+    """The message for the first target value outside the model's domain, if any."""
+    domain, needed_by = columns.target_domain
+    bad = np.flatnonzero(outside(domain, y))
+    if not len(bad):
+        return None
+    row = int(bad[0] if keep is None else np.flatnonzero(keep)[bad[0]])
+    where = f"{rows(row)} of {columns.source}"
+    return domain_message(domain, columns.target, needed_by, where, y[bad[0]])
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
