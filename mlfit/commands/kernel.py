@@ -14,7 +14,7 @@ from mlfit.commands import (
     strict_option,
 )
 from mlfit.runner import Output, run_fit
-from mlfit.solvers.kernel import DEFAULT_CENTERS, EXACT_MAX_ROWS, Config
+from mlfit.solvers.kernel import CG_TOL, DEFAULT_CENTERS, DESCENT_TOL, EXACT_MAX_ROWS, Config
 from mlfit.solvers.kernels import KERNELS
 
 
@@ -76,11 +76,12 @@ from mlfit.solvers.kernels import KERNELS
     "Maximum iterations of descent or conjugate gradients.",
     type=click.IntRange(min=1),
 )
-@config_option(
-    Config,
-    "tol",
-    "Stop when the residual of the linear system falls below tol times its start.",
+@click.option(
+    "--tol",
     type=FiniteFloat(min=0),
+    default=Config.tol,
+    help="Stop when the residual of the linear system falls below tol times its start "
+    f"[default: {DESCENT_TOL:g} for descent, {CG_TOL:g} for conjugate gradients].",
 )
 @config_option(Config, "seed", "Seed for sampling the centres.", type=int)
 @click.option(

@@ -16,6 +16,8 @@ K_nM products over row blocks, so K_nM is never held unless it is small.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,10 +29,24 @@ from mlfit.solvers.kernels import Kernel, invalid_kernel_error
 #: A centre is dropped when it adds less than this (relative to the largest K(c, c)) to the
 #: squared norm of the span of the others in the kernel's feature space.
 RANK_TOL = 1e-12
+#: The preconditioner estimates K_nM'K_nM on this many times M rows instead of Falkon's M
+#: centres: at 200,000 x 10 with M = 2,000, 11 iterations instead of 60 to a 1e-4 residual,
+#: for s M^2 operations once (about a pass and a half over K_nM).
+SKETCH_FACTOR = 10
 #: K_nM is kept in memory (computed once) when it takes at most this many bytes.
 KNM_CACHE_BYTES = 512 * 2**20
-#: Values per row block of K_nM: 2^21 doubles = 16 MiB.
-BLOCK_VALUES = 2**21
+#: Values per row block of K_nM: 2^17 doubles = 1 MiB, so a block stays in cache through
+#: its product, exponential and two matrix-vector products (3 x faster than 16 MiB blocks).
+BLOCK_VALUES = 2**17
+#: Blocks per task of the thread pool; the tasks' sums are added in row order, so the result
+#: does not depend on the scheduling.
+TASK_BLOCKS = 16
+#: Threads computing blocks of K_nM (numpy releases the GIL in exp and BLAS, which runs on one
+#: thread); 1 gives the same result.
+THREADS = min(2, os.cpu_count() or 1)
+#: rbf blocks are exp(2 gamma x'c) scaled by exp(-gamma ||x||^2) exp(-gamma ||c||^2): one
+#: pass over the block instead of five, safe while gamma ||x||^2 stays below this.
+FACTOR_MAX_EXPONENT = 300.0
 
 
 @dataclass
@@ -45,43 +61,79 @@ class FalkonOutcome:
 
 
 class _Products:
-    """K_nM v and K_nM' u over row blocks (cached when K_nM is small)."""
+    """K_nM v and K_nM' u over row blocks, K_nM = diag(a) E diag(b) (a = b = 1 but for a
+    factored rbf kernel); the blocks of E are cached when K_nM is small."""
 
     def __init__(self, kernel: Kernel, X: np.ndarray, C: np.ndarray):
-        self.kernel, self.X, self.C = kernel, X, C
-        self.rows = max(64, BLOCK_VALUES // max(len(C), 1))
-        small = X.shape[0] * len(C) * 8 <= KNM_CACHE_BYTES
-        self.cache = [self._block(s) for s in self._starts()] if small else None
-
-    def _starts(self):
-        return range(0, self.X.shape[0], self.rows)
+        n, M = X.shape[0], len(C)
+        self.kernel, self.X, self.C, self.n, self.M = kernel, X, C, n, M
+        self.rows = max(16, BLOCK_VALUES // max(M, 1))
+        starts = list(range(0, n, self.rows))
+        step = TASK_BLOCKS
+        self.tasks = [starts[i : i + step] for i in range(0, len(starts), step)]
+        self.a, self.b = np.ones(n), np.ones(M)
+        self.factored = False
+        if kernel.name == "rbf":
+            x2 = kernel.gamma * np.einsum("ij,ij->i", X, X)
+            c2 = kernel.gamma * np.einsum("ij,ij->i", C, C)
+            if max(x2.max(initial=0.0), c2.max(initial=0.0)) <= FACTOR_MAX_EXPONENT:
+                self.a, self.b, self.factored = np.exp(-x2), np.exp(-c2), True
+                self.C2 = (2.0 * kernel.gamma) * C
+        self.cache = None
+        if n * M * 8 <= KNM_CACHE_BYTES:
+            self.cache = {s: self._block(s) for s in starts}
 
     def _block(self, start: int) -> np.ndarray:
-        return self.kernel(self.X[start : start + self.rows], self.C)
-
-    def _blocks(self):
+        Xb = self.X[start : start + self.rows]
         if self.cache is not None:
-            yield from zip(self._starts(), self.cache)
-        else:
-            for start in self._starts():
-                yield start, self._block(start)
+            return self.cache[start]
+        if not self.factored:
+            return self.kernel(Xb, self.C)
+        E = Xb @ self.C2.T
+        return np.exp(E, out=E)
+
+    def _map(self, work):
+        """work(starts) for every task, in row order (threads when there are several)."""
+        if THREADS > 1 and len(self.tasks) > 1:
+            with ThreadPoolExecutor(THREADS) as pool:
+                return list(pool.map(work, self.tasks))
+        return [work(task) for task in self.tasks]
 
     def rmatvec(self, u: np.ndarray) -> np.ndarray:
         """K_nM' u: (n,) -> (M,)."""
-        out = np.zeros(len(self.C))
-        for start, Kb in self._blocks():
-            out += Kb.T @ u[start : start + self.rows]
-        return out
+        au = self.a * u
+
+        def work(starts):
+            out = np.zeros(self.M)
+            for s in starts:
+                out += self._block(s).T @ au[s : s + self.rows]
+            return out
+
+        return self.b * _ordered_sum(self._map(work), self.M)
 
     def normal(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K_nM v, K_nM' K_nM v) in one pass: (M,) -> ((n,), (M,))."""
-        t = np.empty(self.X.shape[0])
-        out = np.zeros(len(self.C))
-        for start, Kb in self._blocks():
-            tb = Kb @ v
-            t[start : start + len(tb)] = tb
-            out += Kb.T @ tb
-        return t, out
+        t = np.empty(self.n)
+        bv = self.b * v
+
+        def work(starts):
+            out = np.zeros(self.M)
+            for s in starts:
+                E = self._block(s)
+                a = self.a[s : s + self.rows]
+                tb = a * (E @ bv)
+                t[s : s + len(tb)] = tb
+                out += E.T @ (a * tb)
+            return out
+
+        return t, self.b * _ordered_sum(self._map(work), self.M)
+
+
+def _ordered_sum(parts: list[np.ndarray], M: int) -> np.ndarray:
+    out = np.zeros(M)
+    for part in parts:
+        out += part
+    return out
 
 
 def solve(
@@ -93,15 +145,24 @@ def solve(
     tol: float,
     max_iter: int,
     on_progress: ProgressFn = no_progress,
+    sketch: np.ndarray | None = None,
 ) -> FalkonOutcome:
-    """X: (n, p) rows; y: (n,) target; C: (M, p) centres; l2: KernelRidge's alpha."""
+    """X: (n, p) rows; y: (n,) target; C: (M, p) centres; l2: KernelRidge's alpha.
+
+    sketch: (s, p) rows on which K_nM'K_nM is estimated for the preconditioner, as
+    (n / s) K_sM'K_sM; None: the centres themselves, (n / M) K_MM^2, which is Falkon's."""
     from scipy.linalg import LinAlgError, cholesky, solve_triangular
 
     n = X.shape[0]
     C, Kmm, T = independent_centres(kernel, C)  # K_MM = T'T
     M = len(C)
+    if sketch is None:
+        inner = (n / M) * (T @ T.T)
+    else:  # T^-T K_sM' K_sM T^-1 (n / s), which is (n / M) T T' when the rows are the centres
+        S = solve_triangular(T, kernel(sketch, C).T, trans="T", check_finite=False)
+        inner = (n / len(sketch)) * (S @ S.T)
     try:
-        A = cholesky((n / M) * (T @ T.T) + l2 * np.eye(M), lower=False, check_finite=False)
+        A = cholesky(inner + l2 * np.eye(M), lower=False, check_finite=False)
     except LinAlgError:
         raise invalid_kernel_error(kernel) from None
 
@@ -186,6 +247,8 @@ def _pivoted_factor(K: np.ndarray):
     return np.triu(factor[:rank, :rank]), piv - 1, int(rank)
 
 
-def sample_centres(n: int, M: int, seed: int) -> np.ndarray:
-    """Sorted indices of M of n rows, uniformly without replacement (seeded)."""
-    return np.sort(np.random.default_rng(seed).choice(n, size=M, replace=False))
+def sample_rows(n: int, M: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of M centres and of the min(n, SKETCH_FACTOR M) rows (the centres among them)
+    on which the preconditioner is estimated, uniformly without replacement (seeded)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:M], order[: min(n, SKETCH_FACTOR * M)]

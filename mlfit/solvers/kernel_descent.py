@@ -61,9 +61,11 @@ def largest_eigenvalue(K: np.ndarray) -> float:
     return max(value, norm)
 
 
-def descend(K: np.ndarray, y: np.ndarray, config, on_progress: ProgressFn = no_progress):
-    """K: (n, n) Gram matrix; y: (n,) target; config: lr (times 1 / lambda_max), l2,
-    max_iter, tol (on the relative residual of (K + lambda I) beta = y)."""
+def descend(
+    K: np.ndarray, y: np.ndarray, config, tol: float, on_progress: ProgressFn = no_progress
+):
+    """K: (n, n) Gram matrix; y: (n,) target; config: lr (times 1 / lambda_max), l2 and
+    max_iter; tol: on the relative residual of (K + lambda I) beta = y."""
     n = len(y)
     step = config.lr / (largest_eigenvalue(K) + config.l2)
     beta = np.zeros(n)
@@ -83,7 +85,7 @@ def descend(K: np.ndarray, y: np.ndarray, config, on_progress: ProgressFn = no_p
         residual = float(np.linalg.norm(r)) / y_norm if y_norm > 0 else 0.0
         if it:
             on_progress(Step(it, config.max_iter, loss))
-        if residual <= config.tol:
+        if residual <= tol:
             return DescentOutcome(beta, Kb, it, True, residual, step, history)
         if it == config.max_iter:
             break
