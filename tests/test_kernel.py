@@ -301,6 +301,21 @@ def test_bad_options_are_exit_2(runner, write_csv, rng, args):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("more", [[], ["--centers", "10"], ["--coef0", "-1"]])
+def test_an_overflowing_kernel_is_a_clear_error(runner, write_csv, rng, assert_error, more):
+    X = rng.normal(size=(40, 2)) * 1e3
+    rows = [["a", "b", "y"], *np.column_stack([X, rng.normal(size=40)]).tolist()]
+    path = write_csv(rows)
+    args = ["kernel", path, "--kernel", "poly", "--degree", "200", "--no-standardize", *more]
+    assert_error(runner.invoke(cli, args), 1, "overflows", "--degree")
+
+
+def test_one_row_fits_its_mean(runner, write_csv, strict_json):
+    result = runner.invoke(cli, ["kernel", write_csv("a,y\n1,2\n"), "--json", "-q"])
+    doc = strict_json(result.stdout)
+    assert doc["metrics"]["rmse"] == 0.0 and doc["metrics"]["r_squared"] is None
+
+
 def test_bad_data_is_exit_3(runner, write_csv, assert_error):
     path = write_csv("a,y\n1,2\n2,x\n3,4\n")
     assert_error(runner.invoke(cli, ["kernel", path, "-y", "y"]), 3, "'y'")

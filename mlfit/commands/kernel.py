@@ -61,8 +61,9 @@ from mlfit.solvers.kernels import KERNELS
     type=click.IntRange(min=1),
     default=Config.centers,
     metavar="M",
-    help=f"Use M Nystrom centres, sampled from the rows with --seed (default: the exact "
-    f"kernel up to {EXACT_MAX_ROWS:,} rows, else {DEFAULT_CENTERS:,} centres).",
+    help=f"Use M Nystrom centres, sampled from the rows with --seed; M at least the rows: "
+    f"the exact kernel (default: exact up to {EXACT_MAX_ROWS:,} rows, else "
+    f"{DEFAULT_CENTERS:,} centres).",
 )
 @config_option(
     Config,

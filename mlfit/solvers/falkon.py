@@ -226,6 +226,11 @@ def independent_centres(kernel: Kernel, C: np.ndarray):
     """
     Kmm = kernel(C, C)
     Kmm = 0.5 * (Kmm + Kmm.T)
+    if not np.all(np.isfinite(Kmm)):
+        raise FitError(
+            f"The kernel {kernel.describe()} overflows on these rows (values beyond 1e308). "
+            "Use a lower --degree or --gamma, or keep --standardize."
+        )
     T, piv, rank = _pivoted_factor(Kmm)
     if rank == 0:
         raise FitError(

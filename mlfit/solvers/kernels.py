@@ -126,7 +126,11 @@ def check_valid(kernel: Kernel, X: np.ndarray, seed: int = 0) -> str | None:
     if len(X) > VALIDITY_SAMPLE:
         rng = np.random.default_rng(seed)
         rows = X[np.sort(rng.choice(len(X), VALIDITY_SAMPLE, replace=False))]
-    ratio = smallest_eigenvalue_ratio(kernel(rows, rows))
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = kernel(rows, rows)
+    if not np.all(np.isfinite(G)):
+        return None  # overflow: the fit reports it
+    ratio = smallest_eigenvalue_ratio(G)
     if ratio < -VALIDITY_TOL * max(len(rows), 1):
         raise invalid_kernel_error(kernel, ratio)
     return (
