@@ -15,8 +15,9 @@ from mlfit.cli import cli
 from mlfit.contract import ModelData
 from mlfit.params import ParamsError
 from mlfit.solvers import gda
+from mlfit.solvers.classes import class_codes, encode_labels
 from mlfit.solvers.gda_covariance import ledoit_wolf
-from mlfit.solvers.moments import ClassMoments, class_codes
+from mlfit.solvers.moments import ClassMoments
 
 TOL = 1e-8
 
@@ -137,7 +138,7 @@ def test_log_likelihood_and_parameter_count(rng):
 def test_moments_merge_is_stable_far_from_zero(rng):
     X = 1e9 + rng.normal(size=(1000, 3))
     codes = rng.integers(0, 2, 1000)
-    m = ClassMoments.zeros(2, 3)
+    m = ClassMoments.zeros(2, 3, full=True)
     for i in range(0, 1000, 37):
         m.add(X[i : i + 37], codes[i : i + 37])
     for k in range(2):
@@ -164,10 +165,27 @@ def test_chunks_equal_in_memory(rng, config):
     )
 
 
+def test_diagonal_moments_are_the_diagonal_of_the_full_ones(rng):
+    X, codes = 1e3 + rng.normal(size=(500, 3)), rng.integers(0, 3, 500)
+    full, diagonal = ClassMoments.zeros(3, 3, full=True), ClassMoments.zeros(3, 3, full=False)
+    for i in range(0, 500, 41):
+        full.add(X[i : i + 41], codes[i : i + 41])
+        diagonal.add(X[i : i + 41], codes[i : i + 41])
+    np.testing.assert_array_equal(diagonal.count, full.count)
+    np.testing.assert_array_equal(diagonal.mean, full.mean)
+    np.testing.assert_allclose(diagonal.variance, full.variance, rtol=1e-13)
+    np.testing.assert_allclose(diagonal.total_variance(), full.total_variance(), rtol=1e-13)
+    np.testing.assert_allclose(full.total_variance(), X.var(axis=0), rtol=1e-12)
+
+
 def test_class_codes_over_chunks_match_one_column():
     y = np.array([3.0, 1.0, 2.0, 1.0, 3.0, 2.0, 2.5, 2.5])
     codes, labels = class_codes(chunks_of(np.zeros((8, 1)), y, 3))
     assert labels == [1, 2, 2.5, 3] and codes.tolist() == [3, 0, 1, 0, 3, 1, 2, 2]
+    for column in (y, y.astype(object), np.array(list("cabacbdd"), dtype=object)):
+        chunked = class_codes(chunks_of(np.zeros((8, 1)), column, 3))
+        whole = encode_labels(column)
+        assert chunked[1] == whole[1] and chunked[0].tolist() == whole[0].tolist()
 
 
 @pytest.mark.parametrize("per_class", [False, True])

@@ -1,10 +1,13 @@
-"""Class labels shared by every classifier: codes, the stratified holdout, ROC/calibration data.
+"""Class labels shared by every classifier: codes (in memory or over chunks), the stratified
+holdout, ROC/calibration data.
 
 A classifier's fit stores internals codes, train and test (indices, test None without
 --holdout) and its Params has proba(X); `plot_data` then serves the roc and calibration plots.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -13,19 +16,58 @@ from mlfit.errors import DataError
 
 
 def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
-    """Class codes 0..K-1 and the sorted labels (numbers as numbers, text as text)."""
-    numeric = y.dtype != object or all(
-        isinstance(v, (int, float, np.floating, np.integer)) for v in y
-    )
+    """Class codes 0..K-1 of a column y (n,) and the sorted labels (numbers as numbers, text
+    as text)."""
+    return _encoded([_factorized(y)], target)
+
+
+def class_codes(chunks: Iterable[ModelData]) -> tuple[np.ndarray, list]:
+    """Class codes 0..K-1 of every row of a chunk stream (one pass) and the sorted labels,
+    the same as encode_labels gives for the whole column."""
+    parts, target = [], "y"
+    for chunk in chunks:
+        target = chunk.target
+        parts.append(_factorized(chunk.y))
+    if not parts:
+        raise DataError("No data rows to fit.")
+    return _encoded(parts, target)
+
+
+def _factorized(y) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A column's distinct labels (floats for numbers, strings for text), each row's index
+    into them, and whether they are numbers.  Text is factorized through a dict (O(n); sorting
+    objects is ten times slower), and only the distinct values are converted; two that convert
+    alike are merged in _encoded."""
+    y = np.asarray(y)
+    if y.dtype.kind in "fiub":
+        u, local = np.unique(y.astype(float), return_inverse=True)
+        return u, local.ravel(), True
+    index: dict = {}
+    local = np.fromiter((index.setdefault(v, len(index)) for v in y), np.int64, len(y))
+    u = list(index)
+    if all(isinstance(v, (int, float, np.floating, np.integer)) for v in u):
+        return np.array(u, dtype=float), local, True
+    return np.array([str(v) for v in u], dtype=object), local, False
+
+
+def _encoded(parts: list, target: str) -> tuple[np.ndarray, list]:
+    """Codes and sorted labels from the _factorized parts of a column, in row order; a single
+    class, or a class of one row, is a DataError."""
+    uniques = [u for u, _, _ in parts]
+    numeric = all(is_number for _, _, is_number in parts)
+    if not numeric:  # text somewhere: every label is text
+        uniques = [np.array([str(v) for v in u], dtype=object) for u in uniques]
+    values, inverse = np.unique(np.concatenate(uniques), return_inverse=True)
+    inverse = inverse.ravel()
+    codes, start = [], 0
+    for u, (_, local, _) in zip(uniques, parts):
+        codes.append(inverse[start : start + len(u)][local])
+        start += len(u)
+    codes = np.concatenate(codes).astype(np.int64)
     if numeric:
-        values, codes = np.unique(np.asarray(y, dtype=float), return_inverse=True)
         labels = [int(v) if float(v).is_integer() else float(v) for v in values]
-    else:  # a dict, not np.unique: sorting 10^5 Python strings costs far more than hashing
-        text = [str(v) for v in y]
-        labels = sorted(set(text))
-        index = {label: k for k, label in enumerate(labels)}
-        codes = np.fromiter((index[v] for v in text), dtype=np.int64, count=len(text))
-    codes = codes.astype(np.int64).ravel()
+    else:
+        labels = list(values)
     if len(labels) < 2:
         raise DataError(
             f"Target '{target}' has a single class ({labels[0]!r}); classification "
@@ -59,8 +101,7 @@ def holdout_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
 
 def split(data: ModelData, holdout: float, seed: int):
     """Class codes of every row, the sorted labels, and the training and held-out rows."""
-    y = np.asarray(data.y)
-    codes, labels = encode_labels(y if y.dtype.kind in "fiu" else y.astype(object), data.target)
+    codes, labels = encode_labels(data.y, data.target)
     train, test = np.arange(len(codes)), None
     if holdout:
         train, test = holdout_split(codes, holdout, seed)

@@ -35,7 +35,7 @@ from mlfit.params import (
 from mlfit.solvers import classes
 from mlfit.solvers.gda_covariance import Estimator
 from mlfit.solvers.gda_tables import tables
-from mlfit.solvers.moments import ClassMoments, class_codes
+from mlfit.solvers.moments import ClassMoments
 
 LOG_2PI = math.log(2.0 * math.pi)
 #: Rows per block of the row-wise triangular solves (a block of every column stays in cache).
@@ -217,7 +217,7 @@ def fit_chunks(
 def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     started = time.perf_counter()
     peak = []
-    codes, labels = class_codes(_watch(chunks, peak))
+    codes, labels = classes.class_codes(_watch(chunks, peak))
     with np.errstate(divide="ignore"):
         scale = np.exp2(np.round(np.log2(peak[0])))
     scale[~(scale > 0) | ~np.isfinite(scale)] = 1.0  # a column of zeros
@@ -226,7 +226,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     moments, names = None, None
     for i, (X, c, names) in enumerate(_rows(chunks, codes, keep, scale), 1):
         if moments is None:
-            moments = ClassMoments.zeros(K, X.shape[1])
+            moments = ClassMoments.zeros(K, X.shape[1], full=True)
         moments.add(X, c)
         on_progress(Step(i, 0, float(moments.count.sum())))
 

@@ -37,7 +37,7 @@ from mlfit.params import (
     read_labels,
 )
 from mlfit.solvers import classes
-from mlfit.solvers.class_moments import ClassMoments
+from mlfit.solvers.moments import ClassMoments
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,9 @@ def fit_chunks(
 
 def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     start = time.perf_counter()
-    first, y = _labels(chunks)
-    codes, labels = classes.encode_labels(y, first.target)
+    seen = []
+    codes, labels = classes.class_codes(_keep_first(chunks, seen))
+    first = seen[0]
     train, test = np.arange(len(codes)), None
     if config.holdout:
         train, test = classes.holdout_split(codes, config.holdout, config.seed)
@@ -211,7 +212,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     one_hot = {name: list(cols) for name, cols in first.one_hot.items()}
     in_groups = {j for cols in one_hot.values() for j in cols}
     gaussian = [j for j in range(first.X.shape[1]) if j not in in_groups]
-    moments = ClassMoments(K, len(gaussian))
+    moments = ClassMoments.zeros(K, len(gaussian), full=False)
     counts = {name: np.zeros((K, len(cols))) for name, cols in one_hot.items()}
     offset = 0
     for chunk in chunks:
@@ -252,23 +253,19 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     return result
 
 
-def _labels(chunks) -> tuple[ModelData, np.ndarray]:
-    """The first chunk and the labels of every row, in one pass."""
-    first, parts = None, []
+def _keep_first(chunks, seen: list):
+    """The chunks, keeping the first (names, one-hot groups) as seen[0] on the way."""
     for chunk in chunks:
-        first = first or chunk
-        parts.append(np.asarray(chunk.y))
-    numeric = all(p.dtype.kind in "fiu" for p in parts)
-    y = np.concatenate(parts if numeric else [p.astype(object) for p in parts])
-    return first, y
+        if not seen:
+            seen.append(chunk)
+        yield chunk
 
 
 def _smoothed_variance(moments: ClassMoments, var_smoothing: float, names, labels) -> np.ndarray:
     """(K, g) per-class variances plus epsilon; a zero variance is an error naming it."""
     if not names:
         return np.zeros((len(labels), 0))
-    total = moments.pooled()
-    epsilon = var_smoothing * float(np.max(total.variance))
+    epsilon = var_smoothing * float(np.max(moments.total_variance()))
     var = moments.variance + epsilon
     if np.all(var > 0):
         return var
