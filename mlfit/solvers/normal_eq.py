@@ -18,20 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
-from mlfit.errors import DataError, FitError
-from mlfit.numerics import (
-    accurate_residual,
-    accurate_rmatvec,
-    add_intercept,
-    back_substitute,
-    power_of_two_scale,
-)
+from mlfit.errors import DataError
+from mlfit.numerics import add_intercept
 from mlfit.params import read_index_list
 from mlfit.solvers.family import Gaussian
 from mlfit.solvers.linear import LinearParams, check_rows
+from mlfit.solvers.lsq import EPS, aliased_warning, qr_r, solve_r
 from mlfit.stats import f_sf, t_table
 
-EPS = np.finfo(float).eps
 #: Refinement runs automatically while n * p is at most this (it costs a few passes over X).
 REFINE_MAX_CELLS = 1_000_000
 #: Bytes of [1 X y] factorised at a time in memory: cache-sized blocks beat one big QR.
@@ -107,11 +101,6 @@ class _YMoments:
         self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
 
 
-def _qr_r(M: np.ndarray) -> np.ndarray:
-    """R of a Householder QR (LAPACK geqrf through numpy; M Fortran-ordered avoids a copy)."""
-    return np.linalg.qr(M, mode="r")
-
-
 def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
     """[top; 1 X y] as one Fortran-ordered array: the layout LAPACK works on without a copy."""
     X = np.asarray(X, dtype=float)
@@ -167,8 +156,6 @@ def fit_chunks(
 #: before the QR: squared norms of values near 1e-300 underflow (the column would look
 #: aliased) and near 1e300 overflow. Scaling by 2^k is exact, so the answer is the same.
 EXTREME_EXPONENT = 400
-#: Up to this many coefficients the refinement's triangular solves are numpy loops.
-SMALL_K = 64
 
 
 def _extreme_shift(X: np.ndarray, config: Config) -> np.ndarray | None:
@@ -199,7 +186,7 @@ def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_pro
         y = np.asarray(chunk.y, dtype=float)
         if isinstance(shift, Config):
             shift = _extreme_shift(chunk.X, shift)
-        R_aug = _qr_r(_augmented(_shifted(chunk.X, shift), y, intercept, R_aug))
+        R_aug = qr_r(_augmented(_shifted(chunk.X, shift), y, intercept, R_aug))
         moments.add(y)
         rows += len(y)
         names = chunk.names
@@ -209,73 +196,32 @@ def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_pro
     return R_aug, moments, names, shift
 
 
-def _aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
-    """Columns nearly in the span of the columns before them (R's lm drops these as NA)."""
-    diag = np.abs(np.diag(R))
-    norms = np.sqrt(np.einsum("ij,ij->j", R, R))
-    return (diag <= tol * norms) | (norms == 0)
-
-
 def _solve(R_aug, moments: _YMoments, config: Config, in_memory, names, shift=None) -> FitResult:
     """shift: the exponents the design's columns were scaled by (2^shift) before the QR."""
     n = moments.n
     p = R_aug.shape[1] - 1
     check_rows(n, p)
-    R_aug = np.triu(R_aug[: p + 1]) if R_aug.shape[0] >= p + 1 else R_aug
-    aliased = _aliased_columns(R_aug[:, :p], config.rank_tol)
-    if config.l2 > 0:  # ridge: the penalty rows make every column estimable
-        aliased[:] = False
-    keep = np.flatnonzero(~aliased)
-    R_k = _qr_r(np.hstack([R_aug[:, keep], R_aug[:, [p]]]))  # re-triangularise without aliased
-    if config.l2 > 0:
-        pen = _penalty_rows(p, config)
-        R_k = _qr_r(np.vstack([R_k, pen]))
-    k = len(keep)
-    R, z = R_k[:k, :k], R_k[:k, k]
-    rss = float(R_k[k, k] ** 2) if R_k.shape[0] > k else 0.0
-    scale = power_of_two_scale(R)
-    Rs = R / scale  # R of the scaled design; exact division by powers of two
-    sv = np.linalg.svd(Rs, compute_uv=False)
-    cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
-    if not np.all(np.isfinite(Rs)) or sv[-1] == 0:
-        raise FitError("The design matrix is singular. Remove constant or duplicated columns.")
-    coef_s = back_substitute(Rs, z)
-    Rinv = back_substitute(Rs, np.eye(k))
-    diag_s = np.einsum("ij,ij->i", Rinv, Rinv)  # diag of (X'X)^-1, scaled, from R^-1
-    method = "householder-qr"
-    if in_memory is not None:
-        A, A_lo, y = in_memory
-        As = A[:, keep] / scale
-        As_lo = None if A_lo is None else A_lo[:, keep] / scale
-        coef_s, resid, diag_s = _refine(As, As_lo, y, coef_s, diag_s)
-        rss = math.fsum(resid * resid)
-        method = "householder-qr+refinement"
+    penalty = _penalty_rows(p, config) if config.l2 > 0 else None
+    ls = solve_r(R_aug, config.rank_tol, penalty, in_memory)
+    keep, aliased = ls.keep, ls.aliased
     if shift is not None:  # back to the columns as given: exact powers of two again
         full_shift = np.concatenate([[0] * (1 if config.intercept else 0), shift])[keep]
-        scale = np.ldexp(scale, -full_shift)
-    coef = coef_s / scale
+        ls.scale = np.ldexp(ls.scale, -full_shift)
+    coef, rss = ls.coef, ls.rss
     if config.l2 > 0:
-        fitted_rss = _ridge_rss(R_aug, keep, coef, p)
-        rss = fitted_rss
+        rss = _ridge_rss(R_aug, keep, coef, p)
     labels = (["intercept"] if config.intercept else []) + (
         list(names) if names is not None else [f"x{j + 1}" for j in range(p - config.intercept)]
     )
+    method = "householder-qr+refinement" if ls.refined else "householder-qr"
     result = _statistics(
-        coef, (diag_s, scale), rss, moments, aliased, keep, labels, cond, config, method
+        coef, (ls.diag_s, ls.scale), rss, moments, aliased, keep, labels, ls.cond, config, method
     )
     # (X'X)^-1 of the estimable columns, for leverage in the diagnostic plots: k x k, cheap.
-    unscaled = Rinv / scale[:, None]  # (X'X)^-1 = S^-1 Rs^-1 Rs^-T S^-1, S = diag(scale)
-    with np.errstate(over="ignore"):  # an extreme column's variance may not fit a float64
-        result.internals["unscaled_cov"] = unscaled @ unscaled.T
+    result.internals["unscaled_cov"] = ls.unscaled_cov()
     result.internals["keep"] = keep
     if aliased.any():
-        listed = ", ".join(f"'{labels[j]}'" for j in np.flatnonzero(aliased))
-        result.warnings.insert(
-            0,
-            f"Aliased (constant, duplicated or collinear) column(s) {listed}: "
-            "each is a linear combination of the columns before it, so it gets "
-            "no estimate and counts as 0 in predictions. Drop it to silence this.",
-        )
+        result.warnings.insert(0, aliased_warning(labels, aliased))
     return result
 
 
@@ -285,66 +231,6 @@ def _ridge_rss(R_aug, keep, coef, p):
     v[keep] = coef
     v[p] = -1.0
     return float(np.sum((R_aug @ v) ** 2))
-
-
-def _triangular_solver(k: int):
-    """scipy's solve_triangular for many columns; below SMALL_K numpy loops, which cost less
-    than importing scipy.linalg (0.1 s, a fifth of a small fit's run)."""
-    if k > SMALL_K:
-        from scipy.linalg import solve_triangular
-
-        return solve_triangular
-
-    def solve(R, b, trans=0):
-        if trans == "T":  # R' x = b: reversing rows and columns makes R' upper triangular
-            return back_substitute(R.T[::-1, ::-1], np.asarray(b)[::-1])[::-1]
-        return back_substitute(R, b)
-
-    return solve
-
-
-def _refine(A, A_lo, y, coef, diag, max_iter: int = 30):
-    """Bjorck's iterative refinement of the augmented system r + A x = b, A'r = c.
-
-    Residuals are computed in about twice float64 precision, so each step gains roughly
-    -log10(cond * eps) digits until x is correct to working precision.  Also refines
-    diag((A'A)^-1) column by column (b = 0, c = e_j gives x = -(A'A)^-1 e_j).
-    """
-    Q, R = np.linalg.qr(A)
-    k = A.shape[1]
-    solve_triangular = _triangular_solver(k)
-
-    def correction(f, g):
-        h = solve_triangular(R, g, trans="T")
-        d = Q.T @ f - h
-        return f - Q @ d, solve_triangular(R, d)
-
-    def iterate(b, c, x):
-        r = (b - A @ x) if b is not None else -(A @ x)
-        best = math.inf
-        for _ in range(max_iter):
-            f = accurate_residual(A, A_lo, x, *([b] if b is not None else []), -r)
-            g = -accurate_rmatvec(A, A_lo, r) if c is None else c - accurate_rmatvec(A, A_lo, r)
-            dr, dx = correction(f, g)
-            x = x + dx
-            r = r + dr
-            size = np.max(np.abs(dx)) / max(np.max(np.abs(x)), np.finfo(float).tiny)
-            if size <= EPS or size >= best:
-                break
-            best = size
-        return x, r
-
-    x, r = iterate(y, None, coef)
-    # diag((A'A)^-1): start from the QR estimate -(A'A)^-1 e_j and refine each column.
-    Rinv = solve_triangular(R, np.eye(k))
-    new_diag = np.empty(k)
-    for j in range(k):
-        e = np.zeros(k)
-        e[j] = 1.0
-        z0 = -(Rinv @ Rinv[j])
-        z, _ = iterate(None, e, z0)
-        new_diag[j] = -z[j]
-    return x, r, new_diag
 
 
 def _statistics(coef, var_unit, rss, moments, aliased, keep, labels, cond, config, method):
