@@ -14,7 +14,8 @@ import sys
 import numpy as np
 
 from mlfit.contract import ModelData, json_safe
-from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Dialect, Selection
+from mlfit.data import DEFAULT_CHUNK_ROWS, Dialect, Selection
+from mlfit.data.parts import open_chunks
 from mlfit.errors import UsageError
 from mlfit.files import atomic_write, check_writable
 from mlfit.model_io import SavedModel, read_model
@@ -41,7 +42,7 @@ def predict_file(
     saved = read_model(model_path)
     options = options or {}
     _check_options(saved, options, model_path)
-    stream = ChunkStream(
+    stream = open_chunks(  # one file, or a glob or directory of parts (one stream)
         data,
         _selection(saved, id_column, dialect or Dialect()),
         chunk_rows or DEFAULT_CHUNK_ROWS,
@@ -52,9 +53,12 @@ def predict_file(
     def write(f) -> int:
         out = _Writer(f, as_json)
         ids = _IdColumn(stream.fmt)
-        rows = 0
+        rows, source, first_row = 0, None, 0
         for chunk in stream:
-            X, _ = saved.design.transform(chunk.columns, stream.source, rows)
+            if chunk.source != source:  # a new part: its rows count from its start
+                source, first_row = chunk.source, 0
+            X, _ = saved.design.transform(chunk.columns, chunk.source, first_row)
+            first_row += chunk.n_rows
             columns = {}
             if id_column:
                 columns[id_column] = ids(chunk.passthrough[id_column])

@@ -16,8 +16,9 @@ import numpy as np
 from mlfit import __version__
 from mlfit.contract import FitResult, ModelData
 from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Selection, load_dataset, should_stream
+from mlfit.data.parts import open_chunks, part_paths
 from mlfit.design import Design, build_design
-from mlfit.errors import NotConvergedError
+from mlfit.errors import DataError, NotConvergedError
 from mlfit.files import check_writable
 from mlfit.model_io import save_model
 from mlfit.report import progress, render, to_json, warn
@@ -67,8 +68,16 @@ def run_fit(
         sel, target_kind=spec.target, extras=extras, numeric_features=not spec.text_features
     )
     job = _Job(model, solver(model), config, poly, not out.quiet)
-    if reads_chunks(spec) and should_stream(data, chunk_rows):
-        stream = ChunkStream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
+    partitioned = part_paths(data) is not None  # a glob or a directory: one chunk stream
+    if partitioned and not reads_chunks(spec):
+        raise DataError(
+            f"{model} fits one table in memory, and '{data}' is a set of parts: concatenate "
+            "them into one file, or use a model that reads chunks ("
+            + ", ".join(name for name, s in SOLVERS.items() if reads_chunks(s))
+            + ")."
+        )
+    if reads_chunks(spec) and (partitioned or should_stream(data, chunk_rows)):
+        stream = open_chunks(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
         fitted = _fit_streaming(job, stream)
     else:
         fitted = _fit_in_memory(job, load_dataset(data, sel, model=model))
@@ -218,8 +227,8 @@ class _DesignChunks:
         self._stream, self._design = stream, design
 
     def __iter__(self):
-        source = self._stream.source
         for chunk in self._stream:
+            source = chunk.source  # the part file, when DATA is a set of parts
             X, _ = self._design.transform(chunk.columns, source)
             names = self._design.names
             data = ModelData(X, chunk.y, chunk.extras, None, names, chunk.target, source)
