@@ -15,7 +15,7 @@ Data (seed 0, cached in bench/data/): 10 standard normal features, y = sin(x1) +
    `mlfit kernel data.csv -y y --json -q` versus python -c "pandas.read_csv; StandardScaler;
    KernelRidge.fit".
 2. Nystrom, --big-rows rows, M = --centers: `mlfit kernel big.csv -y y --centers M` end to
-   end once (its timing split, CG iterations and residual), and the RMSE of its predictions
+   end once (its peak RSS, timing split, CG iterations and residual), and the RMSE of its predictions
    on the held-out rows; reference (unless --skip-reference): Nystroem(n_components=M) +
    Ridge(alpha=1, fit_intercept=False) on the same standardized features and centred target,
    fit only in this process (the same objective on other random centres; it holds the
@@ -37,7 +37,6 @@ if not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from bench_regression import (
     max_rel_diff,
     median_times,
     mlfit_command,
+    peak_rss_and_wall,
     print_mlfit_timing,
     wall_time,
     warm_page_cache,
@@ -139,12 +139,8 @@ def nystrom(path: Path, held_out: Path, centers: int, reference: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "big.model"
         cmd = [*mlfit_command(), "kernel", str(path), "-y", "y", "--centers", str(centers)]
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [*cmd, "--json", "-q", "-o", str(model)], capture_output=True, text=True, check=True
-        )
-        wall = time.perf_counter() - start
-        summary = json.loads(proc.stdout)
+        peak, wall, stdout = peak_rss_and_wall([*cmd, "--json", "-q", "-o", str(model)])
+        summary = json.loads(stdout)
         saved = read_model(str(model))
         size = model.stat().st_size
     Xh, yh = load(held_out)
@@ -154,7 +150,8 @@ def nystrom(path: Path, held_out: Path, centers: int, reference: bool) -> None:
     rmse = float(np.sqrt(np.mean((pred - yh) ** 2)))
     c = summary["convergence"]
     print(
-        f"  mlfit end to end {wall:.1f} s ({summary['data']['rows_used']:,} rows; "
+        f"  mlfit end to end {wall:.1f} s, peak RSS {peak:.0f} MB "
+        f"({summary['data']['rows_used']:,} rows; "
         f"{c['iterations']} CG iterations, residual {c['residual']:.1e}); held-out RMSE "
         f"{rmse:.5f}; training RMSE {summary['metrics']['rmse']:.5f}; model file "
         f"{size / 1e6:.1f} MB"

@@ -27,7 +27,7 @@ SETTINGS = {
 
 def smooth(rng, n, p=3, noise=0.3):
     X = rng.normal(size=(n, p))
-    y = np.sin(1.5 * X[:, 0]) + 0.5 * X[:, 1] ** 2 - 0.3 * X[:, 2] + rng.normal(0, noise, n)
+    y = np.sin(1.5 * X[:, 0]) + 0.5 * X[:, 1 % p] ** 2 - 0.3 * X[:, 2 % p] + rng.normal(0, noise, n)
     return X, 3.0 + y
 
 
@@ -308,6 +308,16 @@ def test_an_overflowing_kernel_is_a_clear_error(runner, write_csv, rng, assert_e
     path = write_csv(rows)
     args = ["kernel", path, "--kernel", "poly", "--degree", "200", "--no-standardize", *more]
     assert_error(runner.invoke(cli, args), 1, "overflows", "--degree")
+
+
+def test_plot_of_one_feature_draws_the_fitted_curve(runner, write_csv, rng, tmp_path):
+    X, y = smooth(rng, 60, p=1)
+    path = write_csv([["x", "y"], *np.column_stack([X, y]).round(4).tolist()])
+    for more in ([], ["--method", "descent"]):
+        out = tmp_path / f"fit{len(more)}.png"
+        result = runner.invoke(cli, ["kernel", path, "-q", "--plot", str(out), *more])
+        assert result.exit_code == 0, result.stderr
+        assert out.read_bytes().startswith(b"\x89PNG")
 
 
 def test_one_row_fits_its_mean(runner, write_csv, strict_json):

@@ -33,6 +33,8 @@ RANK_TOL = 1e-12
 #: centres: at 200,000 x 10 with M = 2,000, 11 iterations instead of 60 to a 1e-4 residual,
 #: for s M^2 operations once (about a pass and a half over K_nM).
 SKETCH_FACTOR = 10
+#: Values per block of the sketch's kernel (32 MiB).
+SKETCH_BLOCK_VALUES = 2**22
 #: K_nM is kept in memory (computed once) when it takes at most this many bytes.
 KNM_CACHE_BYTES = 512 * 2**20
 #: Values per row block of K_nM: 2^17 doubles = 1 MiB, so a block stays in cache through
@@ -159,8 +161,13 @@ def solve(
     if sketch is None:
         inner = (n / M) * (T @ T.T)
     else:  # T^-T K_sM' K_sM T^-1 (n / s), which is (n / M) T T' when the rows are the centres
-        S = solve_triangular(T, kernel(sketch, C).T, trans="T", check_finite=False)
-        inner = (n / len(sketch)) * (S @ S.T)
+        inner = np.zeros((M, M))
+        rows = max(1, SKETCH_BLOCK_VALUES // M)
+        for start in range(0, len(sketch), rows):  # M x rows blocks: memory O(M^2)
+            Kb = kernel(sketch[start : start + rows], C)
+            S = solve_triangular(T, Kb.T, trans="T", check_finite=False)
+            inner += S @ S.T
+        inner *= n / len(sketch)
     try:
         A = cholesky(inner + l2 * np.eye(M), lower=False, check_finite=False)
     except LinAlgError:
