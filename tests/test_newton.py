@@ -437,41 +437,65 @@ def test_l2_makes_separated_data_estimable(rng):
 # --------------------------------------------------------------------------- singular problems
 
 
+ALIASED_CASES = {
+    "duplicate": lambda X: np.column_stack([X[:, :2], X[:, 0]]),
+    "constant": lambda X: np.column_stack([X[:, :2], np.full(len(X), 2.0)]),
+    "combination": lambda X: np.column_stack([X[:, :2], X[:, 0] - 3.0 * X[:, 1] + 1.0]),
+}
+
+
 @pytest.mark.parametrize("fam", ["gaussian", "bernoulli", "poisson"])
-def test_duplicated_column_is_a_singular_hessian(rng, fam):
+@pytest.mark.parametrize("case", sorted(ALIASED_CASES))
+@pytest.mark.parametrize("chunked", [False, True])
+def test_collinear_columns_are_aliased_as_in_rs_glm(rng, fam, case, chunked):
+    """As R's glm: the column gets no estimate (NA), a warning names it, and the rest of the
+    model is the fit without it, to rounding."""
     X, y, _ = glm_data(rng, fam, n=80)
-    X = np.column_stack([X[:, :2], X[:, 0]])
-    with pytest.raises(FitError, match="(?i)singular.*'area_copy'"):
-        newton.fit(ModelData(X, y, names=["area", "rooms", "area_copy"]), newton.Config(family=fam))
+    Xa = ALIASED_CASES[case](X)
+    names = ["a", "b", "c"]
+    config = newton.Config(family=fam)
+    if chunked:
+        chunks = [ModelData(Xa[i : i + 25], y[i : i + 25], names=names) for i in range(0, 80, 25)]
+        result = newton.fit_chunks(chunks, config)
+    else:
+        result = newton.fit(ModelData(Xa, y, names=names), config)
+    reference = newton.fit(ModelData(Xa[:, :2], y, names=names[:2]), config)
+    table, ref = result.tables["coefficients"], reference.tables["coefficients"]
+    assert list(table["aliased"]) == [False, False, False, True]
+    for key in ("estimate", "std_error"):
+        assert np.isnan(table[key][3])
+        np.testing.assert_allclose(table[key][:3], ref[key], rtol=1e-10)
+    assert any("'c'" in w and "liased" in w for w in result.warnings)
+    assert result.metrics["deviance"] == pytest.approx(reference.metrics["deviance"], rel=1e-12)
+    assert result.n_parameters == reference.n_parameters
+    Xnew = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(
+        newton.predict(result.params, ModelData(Xnew))["prediction"],
+        newton.predict(reference.params, ModelData(Xnew[:, :2]))["prediction"],
+        rtol=1e-10,
+    )
 
 
-def test_duplicated_column_cli(rng, runner, assert_error, tmp_path):
+def test_aliased_column_cli(rng, runner, tmp_path, strict_json):
     X, y, _ = glm_data(rng, "poisson", n=80)
     path = write_table(tmp_path / "d.csv", ["a", "b", "a2", "y"], [X[:, 0], X[:, 1], X[:, 0], y])
-    result = runner.invoke(cli, ["newton", path, "-y", "y", "--family", "poisson"])
-    assert_error(result, 1, "singular", "'a2'")
+    model = str(tmp_path / "m.json")
+    args = ["newton", path, "-y", "y", "--family", "poisson", "--json", "-o", model]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    assert "'a2'" in result.stderr and "liased" in result.stderr
+    doc = strict_json(result.stdout)
+    assert doc["coefficients"]["a2"]["estimate"] is None
+    assert doc["coefficients"]["a"]["estimate"] is not None
+    assert runner.invoke(cli, ["predict", model, path]).exit_code == 0
 
 
-@pytest.mark.parametrize("fam", ["gaussian", "poisson"])
-def test_constant_column_is_a_singular_hessian(rng, fam):
-    X, y, _ = glm_data(rng, fam, n=80)
-    X[:, 1] = 2.0
-    with pytest.raises(FitError, match="(?i)singular.*'b'"):
-        newton.fit(ModelData(X, y, names=["a", "b", "c"]), newton.Config(family=fam))
-
-
-def test_constant_column_is_not_separation(rng):
-    X, y, _ = glm_data(rng, "bernoulli", n=80)
-    X[:, 1] = 2.0
-    with pytest.raises(FitError, match="(?i)singular.*'b'"):
-        newton.fit(ModelData(X, y, names=["a", "b", "c"]), newton.Config(family="bernoulli"))
-
-
-def test_constant_column_fails_the_logistic_fit(rng):
-    X, y, _ = glm_data(rng, "bernoulli", n=80)
-    X[:, 1] = 2.0
-    with pytest.raises(FitError):
-        newton.fit(ModelData(X, y, names=["a", "b", "c"]), newton.Config(family="bernoulli"))
+def test_an_all_constant_design_without_intercept_is_not_aliased_away(rng):
+    _, y, _ = glm_data(rng, "poisson", n=80)
+    result = newton.fit(
+        ModelData(np.full((80, 1), 2.0), y), newton.Config(family="poisson", intercept=False)
+    )
+    assert "aliased" not in result.tables["coefficients"]
 
 
 def zero_count_level(rng, n=60):
@@ -675,7 +699,7 @@ def test_claims_example_matches_statsmodels(runner, claims_path):
     assert_rel(out["metrics"]["log_likelihood"], ref.llf)
     assert out["features"] == ["age", "vehicle"]  # the offset is not a feature
     assert out["data"]["columns"] == {"offset": "log_exposure"}
-    assert out["solver"] == {"method": "newton", "family": "poisson", "link": "log"}
+    assert out["solver"] == {"method": "newton+qr", "family": "poisson", "link": "log"}
     assert out["convergence"]["converged"] is True
     assert out["warnings"] == []
 

@@ -33,6 +33,7 @@ class ScalarFamily(ABC):
     link = ""
     canonical = True  # canonical link: mu_eta == variance, gradient X'(y - mu)
     estimates_dispersion = False
+    deviance_is_pearson = False  # unit deviance == squared Pearson residual (Gaussian)
     domain: str | None = None  # the target's values, a key of mlfit.domains (None: any)
 
     def check_y(self, y: np.ndarray, target: str) -> None:
@@ -95,6 +96,19 @@ class ScalarFamily(ABC):
         """Mean, d mu / d eta and per-row log-likelihood at eta (subclasses fuse them)."""
         return self.mean(eta), self.mu_eta(eta), self.loglik(y, eta)
 
+    def working(self, y, eta, offset):
+        """(sqrt(W), sqrt(W) z) of the IRLS step at eta: weights W = d^2 / V(mu) and the
+        working response z = eta - offset + (y - mu) / d, whose weighted least-squares fit is
+        the next estimate.  sqrt(W) (y - mu) / d is the Pearson residual (y - mu) / sqrt(V)
+        (signed as d), finite where d underflows; rows with V = 0 carry no information."""
+        mu, d = self.mean(eta), self.mu_eta(eta)
+        v = d if self.canonical else self.variance(mu)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root_v = np.sqrt(v)
+            sqrt_w = np.where(v > 0, np.abs(d) / root_v, 0.0)
+            pearson = np.where(v > 0, np.sign(d) * (y - mu) / root_v, 0.0)
+        return sqrt_w, sqrt_w * (eta - offset) + pearson
+
 
 def _penalise(ll, grad, info, beta, l2):
     """Subtract (l2 / 2) * ||beta||^2 over the penalised entries (l2: per-entry array)."""
@@ -109,7 +123,11 @@ def _penalise(ll, grad, info, beta, l2):
 
 class Gaussian(ScalarFamily):
     name, link = "gaussian", "identity"
-    estimates_dispersion = True
+    estimates_dispersion = deviance_is_pearson = True
+
+    def working(self, y, eta, offset):
+        """W = 1 and z = y - offset, exactly: the least-squares problem normal-eq solves."""
+        return np.ones_like(y), y - offset
 
     def mean(self, eta):
         return eta

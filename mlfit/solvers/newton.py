@@ -14,22 +14,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
+from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
 from mlfit.errors import DataError, FitError
 from mlfit.numerics import add_intercept
 from mlfit.params import read_choice
 from mlfit.solvers.family import FAMILIES
 from mlfit.solvers.family import family as get_family
 from mlfit.solvers.linear import LinearParams, check_rows
+from mlfit.solvers.lsq import LeastSquares, aliased_columns, aliased_warning, qr_r, solve_r
 from mlfit.solvers.optimize import (
+    MAX_HALVINGS,
+    Optimum,
     SingularInformation,
     cholesky,
     inverse,
-    inverse_diagonal,
     newton,
 )
 from mlfit.solvers.separation import (
@@ -41,6 +43,12 @@ from mlfit.solvers.separation import (
 )
 from mlfit.stats import t_table, z_table
 
+#: As normal-eq: a column is aliased when |R_jj| < RANK_TOL * its norm.
+RANK_TOL = 1e-11
+#: The final least-squares step is refined in extended precision while n * p is at most this.
+REFINE_MAX_CELLS = 1_000_000
+#: Bytes of sqrt(W) [A | z] factorised at a time: cache-sized blocks beat one big QR.
+BLOCK_BYTES = 4 << 20
 #: |eta| beyond which a fitted probability is 0 or 1 to about 1e-13: a sign of separation.
 EXTREME_ETA = 30.0
 #: A Poisson mean below exp(-20) ~ 2e-9 on a zero-count row: worth checking the estimate exists.
@@ -157,6 +165,19 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
             stats["saturated_loglik"],
         )
     except SingularInformation as exc:
+        aliased = _aliased(blocks, p)
+        if aliased.any() and not aliased.all():
+            keep = np.flatnonzero(~aliased)
+            subset = _Columns(blocks, keep)
+            result = _fit(
+                list(subset) if in_memory else subset,
+                config,
+                on_progress,
+                [labels[j] for j in keep][config.intercept :],
+                target,
+                in_memory,
+            )
+            return _with_aliased(result, aliased, labels, config)
         if (
             fam.name == "bernoulli"
             and config.l2 == 0
@@ -169,17 +190,135 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
                 "are infinite (the Hessian became singular). Drop the separating "
                 "columns, merge levels, or use --l2."
             ) from None
-        raise FitError(
-            f"The Hessian is singular: '{labels[exc.index]}' is constant or a linear "
-            "combination of the columns before it (or its fitted weights vanish, as "
-            "under separation). Drop it, or use --l2."
-        ) from None
+        opt = None
+        if config.l2 == 0:  # full rank but too ill-conditioned for X'WX: IRLS by QR
+            opt = _irls_by_qr(fam, blocks, beta0, config, on_progress, in_memory)
+        if opt is None:
+            raise FitError(
+                f"The Hessian is singular: '{labels[exc.index]}' is constant or a linear "
+                "combination of the columns before it (or its fitted weights vanish, as "
+                "under separation). Drop it, or use --l2."
+            ) from None
+    ls = None
+    if config.l2 == 0:  # the estimate and its standard errors from a QR of sqrt(W) [1 X]
+        refine = in_memory and stats["n"] * p <= REFINE_MAX_CELLS
+        ls = _weighted_least_squares(fam, blocks, opt.beta, refine)
+        if not ls.aliased.any():
+            opt.beta = ls.coef
     final = _final_pass(fam, blocks, opt.beta)
     if config.l2 == 0:
         _check_boundary(fam, blocks, final, opt, target, in_memory)
     null_ll, null_dev = _null_model(fam, blocks, stats, config)
-    result = _glm_result(fam, opt, final, stats["n"], labels, null_ll, null_dev, config)
+    result = _glm_result(fam, opt, ls, final, stats["n"], labels, null_ll, null_dev, config)
     result.info["fit_seconds"] = time.perf_counter() - start
+    return result
+
+
+def _weighted_least_squares(fam, blocks, beta, refine: bool) -> LeastSquares:
+    """The IRLS step from beta solved by QR: R of sqrt(W) [A | z] over cache-sized row blocks
+    (TSQR), refined in extended precision in memory.  At the Newton estimate this returns it
+    again, to the last digits, with (A'WA)^-1 from R rather than from a Cholesky factor of
+    A'WA, whose condition number is the square of the design's."""
+    R_aug, rows = None, []
+    for A, y, offset, weights in blocks:
+        sqrt_w, b = fam.working(y, A @ beta + offset, offset)
+        root = np.sqrt(weights)
+        Aw, bw = A * (sqrt_w * root)[:, None], b * root
+        step = max(A.shape[1] + 1, BLOCK_BYTES // (8 * (A.shape[1] + 1)))
+        for i in range(0, len(bw), step):
+            M = np.column_stack([Aw[i : i + step], bw[i : i + step]])
+            R_aug = qr_r(M if R_aug is None else np.vstack([R_aug, M]))
+        if refine:
+            rows.append((Aw, bw))
+    in_memory = (rows[0][0], None, rows[0][1]) if refine and len(rows) == 1 else None
+    return solve_r(R_aug, RANK_TOL, None, in_memory)
+
+
+def _irls_by_qr(fam, blocks, beta, config, on_progress, in_memory) -> Optimum | None:
+    """R's glm.fit: each step the weighted least squares solved by QR, halved until the
+    deviance does not rise.  For designs whose X'WX is too ill-conditioned to factor
+    (condition number squared: a degree-10 polynomial), at a QR per iteration.  None when
+    a step cannot be taken (the information is singular after all)."""
+    refine = in_memory and sum(len(b[1]) for b in blocks) * len(beta) <= REFINE_MAX_CELLS
+    at = _final_pass(fam, blocks, beta)
+    history, change = [-2.0 * at["loglik"]], math.nan
+    for it in range(1, config.max_iter + 1):
+        try:
+            ls = _weighted_least_squares(fam, blocks, beta, refine)
+        except FitError:
+            return None
+        if ls.aliased.any():
+            return None
+        t = 1.0
+        for _ in range(MAX_HALVINGS):
+            trial = beta + t * (ls.coef - beta)
+            new = _final_pass(fam, blocks, trial)
+            if (
+                math.isfinite(new["deviance"])
+                and new["deviance"]
+                <= at["deviance"] * (1 + 8 * np.finfo(float).eps) + np.finfo(float).tiny
+            ):
+                break
+            t *= 0.5
+        else:
+            return None
+        change = abs(at["deviance"] - new["deviance"]) / (abs(new["deviance"]) + 0.1)
+        beta, at = trial, new
+        history.append(-2.0 * at["loglik"])
+        on_progress(Step(it, config.max_iter, -at["loglik"]))
+        if change <= config.tol:
+            return Optimum(beta, at["loglik"], np.zeros_like(beta), None, it, True, history, change)
+    return Optimum(
+        beta, at["loglik"], np.zeros_like(beta), None, config.max_iter, False, history, change
+    )
+
+
+def _aliased(blocks, p: int) -> np.ndarray:
+    """Columns of A in the span of the columns before them, as normal-eq and R's glm find
+    them: from a QR of the unweighted design (positive weights do not change its rank)."""
+    R = None
+    for A, *_ in blocks:
+        step = max(p, BLOCK_BYTES // (8 * p))
+        for i in range(0, len(A), step):
+            R = qr_r(A[i : i + step] if R is None else np.vstack([R, A[i : i + step]]))
+    R = np.triu(R[:p])
+    return aliased_columns(R, RANK_TOL)
+
+
+class _Columns:
+    """The blocks with the design restricted to the columns keep."""
+
+    def __init__(self, blocks, keep: np.ndarray):
+        self._blocks, self._keep = blocks, keep
+
+    def __iter__(self):
+        for A, y, offset, weights in self._blocks:
+            yield A[:, self._keep], y, offset, weights
+
+
+def _with_aliased(result: FitResult, aliased: np.ndarray, labels: list[str], config) -> FitResult:
+    """A fit of the estimable columns, widened back to every column: the aliased ones have
+    no estimate (null) and a coefficient of 0 in predictions, as in normal-eq."""
+    keep = np.flatnonzero(~aliased)
+    table = result.tables["coefficients"]
+    widened = {}
+    for key in table:
+        full = np.full(len(labels), np.nan)
+        full[keep] = np.asarray(table[key], dtype=float)
+        widened[key] = full
+    widened["aliased"] = aliased
+    result.tables["coefficients"] = Table(labels, widened)
+    coef = np.where(aliased, 0.0, np.nan_to_num(widened["estimate"]))
+    result.params = replace(
+        result.params,
+        intercept=float(coef[0]) if config.intercept else None,
+        coef=coef[1:] if config.intercept else coef,
+    )
+    result.warnings.insert(0, aliased_warning(labels, aliased))
+    result.info["aliased_index"] = np.flatnonzero(aliased).tolist()
+    cov = np.full((len(labels), len(labels)), np.nan)
+    cov[np.ix_(keep, keep)] = result.internals["unscaled_cov"]
+    result.internals["unscaled_cov"] = cov
     return result
 
 
@@ -324,19 +463,24 @@ def _gaussian_loglik(dev: float, n: int) -> float:
     return -0.5 * n * (math.log(2.0 * math.pi * dev / n) + 1.0)
 
 
-def _glm_result(fam, opt, final, n, labels, null_ll, null_dev, config) -> FitResult:
+def _glm_result(fam, opt, ls, final, n, labels, null_ll, null_dev, config) -> FitResult:
+    """ls: the final weighted least squares (None for a penalised fit: no standard errors)."""
     p = len(labels)
     dev = final["deviance"]
     df_resid = n - p
-    if fam.estimates_dispersion:  # Gaussian: sigma^2 estimated, counted as a parameter
-        dispersion = dev / df_resid if df_resid > 0 else math.nan
+    exact = ls is not None and not ls.aliased.any()
+    if exact and fam.deviance_is_pearson:  # the QR's residual sum of squares: more digits
+        dev = ls.rss
+    if fam.estimates_dispersion:  # sigma^2 estimated (counted as a parameter), as R's
+        # summary.glm: Pearson's chi-squared (the weighted QR's RSS) over the residual df
+        pearson = ls.rss if exact else dev
+        dispersion = pearson / df_resid if df_resid > 0 else math.nan
         loglik, null_ll, k = _gaussian_loglik(dev, n), _gaussian_loglik(null_dev, n), p + 1
     else:
         dispersion, loglik, k = 1.0, final["loglik"], p
     table = {"estimate": opt.beta.copy()}
-    L, d = cholesky(opt.info)
-    if config.l2 == 0:
-        se = np.sqrt(dispersion * inverse_diagonal(L, d))
+    if exact:
+        se = np.sqrt(dispersion * ls.diag_s) / ls.scale
         table["std_error"] = se
         table.update(
             t_table(opt.beta, se, df_resid) if fam.estimates_dispersion else z_table(opt.beta, se)
@@ -364,11 +508,15 @@ def _glm_result(fam, opt, final, n, labels, null_ll, null_dev, config) -> FitRes
         family=fam.name,
         link=fam.link,
     )
-    info = {"method": "newton", "family": fam.name, "link": fam.link}
+    info = {"method": "newton+qr" if ls is not None else "newton", "family": fam.name}
+    info["link"] = fam.link
     if config.l2 > 0:
         info["l2"] = config.l2
     # (A'WA)^-1 for leverage in the diagnostic plots (p x p; the information is X'WX).
-    unscaled_cov = inverse(L, d)
+    if exact:
+        unscaled_cov = ls.unscaled_cov()
+    else:
+        unscaled_cov = inverse(*cholesky(opt.info))
     return FitResult(
         params,
         n_parameters=k,
