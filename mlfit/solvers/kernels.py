@@ -51,17 +51,22 @@ class Kernel:
         features elementwise, not by BLAS, whose rounding depends on the block's shape): so
         predictions are identical to the last bit however the input is chunked."""
         out = np.zeros((Z.shape[0], C.shape[0]))
-        for j in range(Z.shape[1]):
+        term = np.empty_like(out)
+        for j in range(Z.shape[1]):  # in place: no temporaries of the block's size
             if self.name == "rbf":
-                d = Z[:, j, None] - C[None, :, j]
-                out += d * d
+                np.subtract(Z[:, j, None], C[None, :, j], out=term)
+                np.multiply(term, term, out=term)
             else:
-                out += Z[:, j, None] * C[None, :, j]
+                np.multiply(Z[:, j, None], C[None, :, j], out=term)
+            out += term
         if self.name == "linear":
             return out
         if self.name == "poly":
-            return (self.gamma * out + self.coef0) ** self.degree
-        return np.exp(-self.gamma * out)
+            out *= self.gamma
+            out += self.coef0
+            return integer_power(out, self.degree)
+        out *= -self.gamma
+        return np.exp(out, out=out)
 
     def describe(self) -> str:
         if self.name == "linear":
