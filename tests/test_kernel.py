@@ -208,6 +208,14 @@ def test_cg_not_converging_is_a_warning_and_strict_fails(runner, write_csv, rng)
     assert result.exit_code == 5
 
 
+def test_centres_are_seeded(rng):
+    X, y = smooth(rng, 400)
+    a, b = fit(X, y, centers=30, seed=1), fit(X, y, centers=30, seed=1)
+    assert a.params.centres.tobytes() == b.params.centres.tobytes()
+    assert a.params.beta.tobytes() == b.params.beta.tobytes()
+    assert fit(X, y, centers=30, seed=2).params.centres.tobytes() != a.params.centres.tobytes()
+
+
 def test_descent_refuses_centres(rng):
     X, y = smooth(rng, 100)
     with pytest.raises(UsageError, match="--method descent"):

@@ -79,62 +79,18 @@ def fit(
         warnings.append(note)
     M = _centres(n, config)
     info = {"kernel": kernel.name, **_kernel_info(kernel), "l2": config.l2}
-    convergence, dof = None, None
     if M is not None:
-        if config.method == "descent":
-            raise UsageError(
-                f"--method descent runs on the exact kernel ({n:,} rows with "
-                f"{'--centers' if config.centers else f'more than {EXACT_MAX_ROWS:,} rows'} "
-                "use Nystrom centres): use --method cholesky."
-            )
-        centres, sketch = falkon.sample_rows(n, M, config.seed)
-        tol = CG_TOL if config.tol is None else config.tol
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = falkon.solve(
-                kernel, Z, t, Z[centres], config.l2, tol, config.max_iter, on_progress, Z[sketch]
-            )
-        if not (np.all(np.isfinite(out.alpha)) and np.all(np.isfinite(out.fitted))):
-            raise overflow_error(kernel)
-        centres, beta, fitted = out.centres, out.alpha, out.fitted
-        info.update(method="falkon", centers=len(centres), seed=config.seed, tol=tol)
-        info["preconditioner_rows"] = len(sketch)
-        if len(centres) < M:
-            info["centers_dependent"] = M - len(centres)
-        convergence = {
-            "iterations": out.iterations,
-            "converged": out.converged,
-            "final_loss": out.history[-1],
-            "residual": out.residual,
-            "history": out.history,
-        }
-        if not out.converged:
-            warnings.append(
-                f"Conjugate gradients did not converge in {config.max_iter} iterations "
-                f"(relative residual {out.residual:.3g}). Raise --max-iter, loosen --tol or "
-                "raise --l2."
-            )
+        centres, beta, fitted, convergence = _nystrom(
+            kernel, Z, t, M, config, on_progress, info, warnings
+        )
+        dof = None
     elif kernel.name == "linear" and config.method == "cholesky":
         centres, beta, fitted, dof = _primal(Z, t, config.l2)
-        info["method"] = "cholesky (primal)"
+        info["method"], convergence = "cholesky (primal)", None
     else:
-        with np.errstate(over="ignore", invalid="ignore"):
-            K = gram(kernel, Z, upper=config.method == "cholesky")
-        if not np.all(np.isfinite(K)):
-            raise overflow_error(kernel)
-        if config.method == "descent":
-            tol = DESCENT_TOL if config.tol is None else config.tol
-            outcome = descend(K, t, config, tol, on_progress)
-            info["tol"] = tol
-            beta, fitted = outcome.beta, outcome.fitted
-            convergence = outcome.convergence()
-            warnings.extend(outcome.warnings)
-        else:
-            beta, dof = _cholesky(K, t, config.l2, kernel)
-            fitted = t - config.l2 * beta  # K beta = t - lambda beta, no second n^2 product
-        centres = Z
-        if kernel.name == "linear":  # h(z) = z' Z' beta: one centre, w = Z' beta
-            centres, beta = (Z.T @ beta)[None, :], np.ones(1)
-        info["method"] = config.method
+        centres, beta, fitted, dof, convergence = _exact(
+            kernel, Z, t, config, on_progress, info, warnings
+        )
     info.update(standardize=config.standardize, center_target=config.center_target)
     info["fit_seconds"] = time.perf_counter() - start
     params = Params(kernel, mean, scale, y_mean, centres, beta)
@@ -160,6 +116,66 @@ def fit(
         info=info,
         internals={"fitted": fitted + y_mean},
     )
+
+
+def _nystrom(kernel, Z, t, M, config, on_progress, info, warnings):
+    """Falkon on M centres: (centres, alpha, fitted, convergence); fills info and warnings."""
+    n = len(t)
+    if config.method == "descent":
+        why = "--centers" if config.centers else f"more than {EXACT_MAX_ROWS:,} rows"
+        raise UsageError(
+            f"--method descent needs the exact kernel, and this fit uses Nystrom centres "
+            f"({why}: {n:,}): use --method cholesky, or fewer rows without --centers."
+        )
+    centres, sketch = falkon.sample_rows(n, M, config.seed)
+    tol = CG_TOL if config.tol is None else config.tol
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = falkon.solve(
+            kernel, Z, t, Z[centres], config.l2, tol, config.max_iter, on_progress, Z[sketch]
+        )
+    if not (np.all(np.isfinite(out.alpha)) and np.all(np.isfinite(out.fitted))):
+        raise overflow_error(kernel)
+    info.update(method="falkon", centers=len(out.centres), seed=config.seed, tol=tol)
+    info["preconditioner_rows"] = len(sketch)
+    if len(out.centres) < M:
+        info["centers_dependent"] = M - len(out.centres)
+    convergence = {
+        "iterations": out.iterations,
+        "converged": out.converged,
+        "final_loss": out.history[-1],
+        "residual": out.residual,
+        "history": out.history,
+    }
+    if not out.converged:
+        warnings.append(
+            f"Conjugate gradients did not converge in {config.max_iter} iterations "
+            f"(relative residual {out.residual:.3g}). Raise --max-iter, loosen --tol or "
+            "raise --l2."
+        )
+    return out.centres, out.alpha, out.fitted, convergence
+
+
+def _exact(kernel, Z, t, config, on_progress, info, warnings):
+    """The n x n kernel by Cholesky or descent: (centres, beta, fitted, dof, convergence)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        K = gram(kernel, Z, upper=config.method == "cholesky")
+    if not np.all(np.isfinite(K)):
+        raise overflow_error(kernel)
+    dof, convergence = None, None
+    if config.method == "descent":
+        tol = DESCENT_TOL if config.tol is None else config.tol
+        outcome = descend(K, t, config, tol, on_progress)
+        info["tol"] = tol
+        beta, fitted = outcome.beta, outcome.fitted
+        convergence = outcome.convergence()
+        warnings.extend(outcome.warnings)
+    else:
+        beta, dof = _cholesky(K, t, config.l2, kernel)
+        fitted = t - config.l2 * beta  # K beta = t - lambda beta, no second n^2 product
+    info["method"] = config.method
+    if kernel.name == "linear":  # h(z) = z' Z' beta: one centre, w = Z' beta
+        return (Z.T @ beta)[None, :], np.ones(1), fitted, dof, convergence
+    return Z, beta, fitted, dof, convergence
 
 
 def overflow_error(kernel: Kernel) -> FitError:
