@@ -181,6 +181,7 @@ SECTIONS = (
     "convergence",
     "warnings",
     "timing",
+    "engine",
 )
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -283,6 +284,15 @@ def render(summary: dict, console=None) -> None:
                     for k, v in solver.items()
                     if v is not None and not isinstance(v, (list, dict))
                 )
+            )
+        )
+    cluster = summary.get("engine")
+    if cluster:  # --engine dask: where the fit ran
+        console.print(
+            escape(
+                f"engine: {cluster['engine']} at {cluster['scheduler']}, {cluster['workers']} "
+                f"workers, {cluster['partitions']} partitions, {cluster['passes']} passes, "
+                f"{cluster['bytes_moved']:,} bytes moved, {cluster['cluster_seconds']:.3f} s"
             )
         )
     for name, records in summary.items():

@@ -13,16 +13,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mlfit import __version__
+from mlfit import __version__, engine
 from mlfit.contract import FitResult, ModelData
 from mlfit.data import DEFAULT_CHUNK_ROWS, ChunkStream, Selection, load_dataset, should_stream
 from mlfit.data.parts import open_chunks, part_paths
 from mlfit.design import Design, build_design
-from mlfit.errors import DataError, NotConvergedError
+from mlfit.errors import DataError, NotConvergedError, UsageError
 from mlfit.files import check_writable
 from mlfit.model_io import save_model
 from mlfit.report import progress, render, to_json, warn
-from mlfit.solvers import FROM_CONVERGENCE, SOLVERS, reads_chunks, solver
+from mlfit.solvers import FROM_CONVERGENCE, SOLVERS, reads_chunks, runs_distributed, solver
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ def run_fit(
         sel, target_kind=spec.target, extras=extras, numeric_features=not spec.text_features
     )
     job = _Job(model, solver(model), config, poly, not out.quiet)
+    on_cluster = engine.current().name == "dask"
+    if on_cluster and not runs_distributed(spec):
+        raise UsageError(
+            f"{model} cannot run on a Dask cluster (its fit is not a sum over rows): leave out "
+            "--engine dask; for a table larger than memory, --chunk-rows N streams it here."
+        )
     partitioned = part_paths(data) is not None  # a glob or a directory: one chunk stream
     if partitioned and not reads_chunks(spec):
         raise DataError(
@@ -76,7 +82,10 @@ def run_fit(
             + ", ".join(name for name, s in SOLVERS.items() if reads_chunks(s))
             + ")."
         )
-    if reads_chunks(spec) and (partitioned or should_stream(data, chunk_rows)):
+    if on_cluster:  # the parts read by the workers; the fit's passes run there
+        stream = engine.cluster().stream(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model)
+        fitted = _fit_streaming(job, stream)
+    elif reads_chunks(spec) and (partitioned or should_stream(data, chunk_rows)):
         stream = open_chunks(data, sel, chunk_rows or DEFAULT_CHUNK_ROWS, model=model)
         fitted = _fit_streaming(job, stream)
     else:
@@ -87,6 +96,8 @@ def run_fit(
     summary = _summary(model, fitted, result, warnings)
     if extras:
         summary["data"]["columns"] = dict(extras)
+    if on_cluster:
+        summary["engine"] = stream.info()
     summary["timing"] = {
         "load_seconds": fitted.loaded - started,
         "fit_seconds": fit_end - fitted.loaded,
@@ -110,7 +121,8 @@ def run_fit(
                 "params": result.params.to_dict(),
                 "n_parameters": result.n_parameters,
                 "config": dataclasses.asdict(config),
-                "fit": {k: v for k, v in summary.items() if k != "timing"},
+                # the file a local fit writes: how long and where it ran are not the model
+                "fit": {k: v for k, v in summary.items() if k not in ("timing", "engine")},
             },
         )
     if not out.quiet:
@@ -200,7 +212,8 @@ def _fit_streaming(job: _Job, stream: ChunkStream) -> _Fitted:
         stream.features, {}, job.intercept, job.poly, levels, stream.source, job.categorical
     )
     loaded = time.perf_counter()
-    chunks = _DesignChunks(stream, design)
+    # chunks kept on a cluster's workers (mlfit.dask_engine), or encoded here as they are read
+    chunks = stream.encoded(design) if hasattr(stream, "encoded") else _DesignChunks(stream, design)
     with progress(f"{job.model}: reading chunks", job.show_progress) as tick:
         result = job.module.fit_chunks(chunks, job.config, tick)
     dropped = stream.rows_dropped

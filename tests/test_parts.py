@@ -24,24 +24,33 @@ def table(rng, n=90):
 
 def write_parts(tmp_path, X, g, y, fmt="csv", parts=3, compress=False, name="parts"):
     """The table split into `parts` files of format fmt in tmp_path/name; returns the dir."""
+    columns = {"x1": X[:, 0], "x2": X[:, 1], "g": g, "y": y}
+    return write_table_parts(tmp_path, columns, fmt, parts, compress, name)
+
+
+def write_table_parts(tmp_path, columns: dict, fmt="csv", parts=3, compress=False, name="parts"):
+    """Columns (name -> array) split into `parts` files of format fmt (gzipped if compress)
+    in tmp_path/name, beside a Spark-style _SUCCESS marker; returns the directory."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder = tmp_path / name
     folder.mkdir()
-    bounds = np.linspace(0, len(y), parts + 1).astype(int)
+    header = list(columns)
+    n = len(next(iter(columns.values())))
+    bounds = np.linspace(0, n, parts + 1).astype(int)
     for k in range(parts):
-        s = slice(bounds[k], bounds[k + 1])
-        t = pa.table({"x1": X[s, 0], "x2": X[s, 1], "g": g[s], "y": y[s]})
+        t = pa.table({c: v[bounds[k] : bounds[k + 1]] for c, v in columns.items()})
         path = folder / f"part-{k:03d}.{fmt}"
         if fmt == "parquet":
             pq.write_table(t, path)
             continue
+        rows = [[r[c] for c in header] for r in t.to_pylist()]
         if fmt == "jsonl":
-            text = "".join(json.dumps(dict(zip(HEADER, row))) + "\n" for row in _rows(t))
+            text = "".join(json.dumps(dict(zip(header, row))) + "\n" for row in rows)
         else:
             sep = "\t" if fmt == "tsv" else ","
-            text = "".join(sep.join(map(str, r)) + "\n" for r in [HEADER, *_rows(t)])
+            text = "".join(sep.join(map(str, r)) + "\n" for r in [header, *rows])
         if compress:
             with gzip.open(f"{path}.gz", "wt") as f:
                 f.write(text)
@@ -49,10 +58,6 @@ def write_parts(tmp_path, X, g, y, fmt="csv", parts=3, compress=False, name="par
             path.write_text(text)
     (folder / "_SUCCESS").write_text("")  # Spark's marker is not a part
     return folder
-
-
-def _rows(t):
-    return [[r[c] for c in HEADER] for r in t.to_pylist()]
 
 
 def whole_csv(tmp_path, X, g, y):

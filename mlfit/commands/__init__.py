@@ -7,6 +7,7 @@ is written twice.  Shared option groups are decorators, defined once here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import click
@@ -276,14 +277,48 @@ def l2_option(config_cls, objective: str, note: str = ""):
     )
 
 
-def chunk_rows_option(what: str, when: str = "automatic for files over 1 GiB"):
-    """--chunk-rows N: out-of-core work, memory bounded by the chunk."""
-    return click.option(
+def chunk_rows_option(what: str, when: str = "automatic for files over 1 GiB", engine=True):
+    """--chunk-rows N: out-of-core work, memory bounded by the chunk; with engine (every fit
+    that reads chunks), also --engine and --scheduler (engine_options)."""
+    option = click.option(
         "--chunk-rows",
         type=click.IntRange(min=1),
         metavar="N",
         help=f"Read at most N rows at a time, {what}, memory bounded by the chunk ({when}).",
     )
+    return (lambda f: engine_options(option(f))) if engine else option
+
+
+def engine_options(f):
+    """--engine local|dask and --scheduler ADDRESS: the command runs inside
+    mlfit.engine.chosen(), where the runner finds them (and which closes a cluster it
+    started); models that cannot run distributed refuse dask there."""
+    from mlfit import engine as engines  # no Dask: that is imported only when used
+
+    @functools.wraps(f)
+    def run(*args, engine, scheduler, **kwargs):
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("scheduler") == click.core.ParameterSource.COMMANDLINE
+        if engine == "local" and scheduler and given:
+            raise click.UsageError("--scheduler needs --engine dask.")
+        with engines.chosen(engines.EngineChoice(engine, scheduler or None)):
+            return f(*args, **kwargs)
+
+    run = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        help="With --engine dask: the scheduler, e.g. tcp://host:8786 (default: "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster with one worker process per core).",
+    )(run)
+    return click.option(
+        "--engine",
+        type=click.Choice(engines.ENGINES),
+        default="local",
+        show_default=True,
+        help="Where the fit runs: in this process, or on a Dask cluster (fits that are sums "
+        "over rows; DATA read by the workers; needs pip install 'mlfit[dask]').",
+    )(run)
 
 
 def output_options(f):

@@ -162,6 +162,12 @@ def reads_chunks(spec: ModelSpec) -> bool:
     return spec.sum_over_rows or spec.trains_from_chunks
 
 
+def runs_distributed(spec: ModelSpec) -> bool:
+    """Whether the model fits on a Dask cluster (--engine dask): its statistics are sums over
+    rows, and its solver writes every pass over the chunks as mlfit.engine.fold/map_reduce."""
+    return spec.sum_over_rows
+
+
 def module_name(name: str) -> str:
     return name.replace("-", "_")
 

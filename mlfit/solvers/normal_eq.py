@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlfit import engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
 from mlfit.errors import DataError
 from mlfit.numerics import add_intercept
@@ -100,6 +101,21 @@ class _YMoments:
         self.n = n
         self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
 
+    def merged(self, other: _YMoments) -> _YMoments:
+        """The moments of both sets of rows, as a new object (a partition's result must stay
+        as it is, should the task merging it be retried)."""
+        out = _YMoments()
+        out.n, out.mean, out.m2, out.sumsq = self.n, self.mean, self.m2, self.sumsq
+        out.low, out.high = min(self.low, other.low), max(self.high, other.high)
+        if other.n:
+            n = self.n + other.n
+            delta = other.mean - self.mean
+            out.mean = self.mean + delta * other.n / n
+            out.m2 = self.m2 + other.m2 + delta * delta * self.n * other.n / n
+            out.sumsq = self.sumsq + other.sumsq
+            out.n = n
+        return out
+
 
 def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
     """[top; 1 X y] as one Fortran-ordered array: the layout LAPACK works on without a copy."""
@@ -178,22 +194,60 @@ def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_pro
     """R of [1 X y] over all chunks (TSQR: stack the running R on each chunk, refactorise),
     the moments of y, the design's column names, and the exponents the columns were scaled
     by (2^shift).  shift: given, or a Config to find it from the first chunk (one pass)."""
-    R_aug = None
-    moments = _YMoments()
-    rows = 0
-    names = None
-    for i, chunk in enumerate(chunks, start=1):
-        y = np.asarray(chunk.y, dtype=float)
-        if isinstance(shift, Config):
-            shift = _extreme_shift(chunk.X, shift)
-        R_aug = qr_r(_augmented(_shifted(chunk.X, shift), y, intercept, R_aug))
-        moments.add(y)
-        rows += len(y)
-        names = chunk.names
-        on_progress(Step(i, 0, float(rows)))
-    if R_aug is None:
+    # One engine.fold: locally this loop over the chunks; on a cluster each partition's R,
+    # merged by stacking two R's and refactorising (the same TSQR, as a tree).
+    def done(i: int, total: int) -> None:
+        on_progress(Step(i, total, float(i)))
+
+    acc = engine.fold(chunks, _TSQRStep(intercept, shift), _merge_tsqr, done)
+    if acc is None:
         raise DataError("No data rows to fit.")
-    return R_aug, moments, names, shift
+    return acc.R, acc.moments, acc.names, acc.shift
+
+
+@dataclass
+class _TSQR:
+    """What a pass over some chunks leaves: R of their [1 X y], y's moments, the scaling."""
+
+    R: np.ndarray | None
+    moments: _YMoments
+    names: list[str] | None
+    shift: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _TSQRStep:
+    intercept: bool
+    shift: object  # exponents, None, or a Config to find them from the first chunk
+
+    def __call__(self, acc: _TSQR | None, chunk: ModelData) -> _TSQR:
+        if acc is None:
+            shift = self.shift
+            if isinstance(shift, Config):
+                shift = _extreme_shift(chunk.X, shift)
+            acc = _TSQR(None, _YMoments(), None, shift)
+        y = np.asarray(chunk.y, dtype=float)
+        acc.R = qr_r(_augmented(_shifted(chunk.X, acc.shift), y, self.intercept, acc.R))
+        acc.moments.add(y)
+        acc.names = chunk.names
+        return acc
+
+
+def _merge_tsqr(a: _TSQR, b: _TSQR) -> _TSQR:
+    """a then b: R of [R_a; R_b], b's columns first brought to a's scaling (exact: 2^k)."""
+    R_b = b.R
+    k_a, k_b = _exponents(a.shift, R_b), _exponents(b.shift, R_b)
+    if not np.array_equal(k_a, k_b):
+        R_b = np.ldexp(R_b, k_a - k_b)
+    return _TSQR(qr_r(np.vstack([a.R, R_b])), a.moments.merged(b.moments), b.names, a.shift)
+
+
+def _exponents(shift: np.ndarray | None, R: np.ndarray) -> np.ndarray:
+    """The power of two each column of R was scaled by (the intercept's and y's: 0)."""
+    k = np.zeros(R.shape[1], dtype=np.int64)
+    if shift is not None:
+        k[R.shape[1] - 1 - len(shift) : R.shape[1] - 1] = shift
+    return k
 
 
 def _solve(R_aug, moments: _YMoments, config: Config, in_memory, names, shift=None) -> FitResult:

