@@ -12,7 +12,7 @@ Softmax uses the first class (in sorted order) as the reference with coefficient
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from mlfit.solvers import classes
 from mlfit.solvers.descent import DescentConfig, descend
 from mlfit.solvers.family import Bernoulli, Categorical
 from mlfit.solvers.linear import check_rows
+from mlfit.solvers.lsq import aliased_design_columns, aliased_warning
 from mlfit.solvers.optimize import (
     Optimum,
     SingularInformation,
@@ -184,7 +185,47 @@ def _choose(config: Config, n_params: int) -> str:
 def fit(
     data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """data.X: (n, p) without intercept; data.y: (n,) class labels (numbers or text)."""
+    """data.X: (n, p) without intercept; data.y: (n,) class labels (numbers or text).
+
+    Exactly collinear columns are aliased as in R's glm: fitted without them, they get no
+    estimate and count as 0 in predictions (unless --l2 makes every column estimable)."""
+    aliased = (
+        aliased_design_columns(data.X, config.intercept)
+        if config.l2 == 0 and data.X.shape[1]
+        else np.zeros(data.X.shape[1] + config.intercept, dtype=bool)
+    )
+    features = aliased[1:] if config.intercept else aliased
+    if not aliased.any() or features.all():
+        return _fit(data, config, on_progress)
+    kept = np.flatnonzero(~features)
+    subset = replace(data, X=data.X[:, kept], names=[data.names[j] for j in kept], X_lo=None)
+    return _with_aliased(_fit(subset, config, on_progress), aliased, data.names, config)
+
+
+def _with_aliased(result: FitResult, aliased: np.ndarray, names: list[str], config) -> FitResult:
+    """Widen a fit of the estimable columns back to every column (aliased: null, coef 0)."""
+    params = result.params
+    m = params.B.shape[1]
+    keep = np.flatnonzero(~aliased)
+    B = np.zeros((len(aliased), m))
+    B[keep] = params.B
+    result.params = replace(params, B=B)
+    labels_full = (["intercept"] if config.intercept else []) + list(names)
+    table = result.tables["coefficients"]
+    widened = {}
+    for key in table:
+        full = np.full((len(aliased), m), np.nan)
+        full[keep] = np.asarray(table[key], dtype=float).reshape(len(keep), m, order="F")
+        widened[key] = full.ravel(order="F")
+    widened["aliased"] = np.tile(aliased, m)
+    rows = _parameter_names(labels_full, params.classes, params.softmax)
+    result.tables["coefficients"] = Table(rows, widened)
+    result.warnings.insert(0, aliased_warning(labels_full, aliased))
+    result.info["aliased_index"] = np.flatnonzero(aliased).tolist()
+    return result
+
+
+def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
     start = time.perf_counter()
     X, names, target = data.X, data.names, data.target
     codes_all, labels, train, test = classes.split(data, config.holdout, config.seed)

@@ -35,6 +35,43 @@ def aliased_columns(R: np.ndarray, tol: float) -> np.ndarray:
     return (diag <= tol * norms) | (norms == 0)
 
 
+#: Rows of a design factorised at a time when looking for aliased columns (L2-sized blocks).
+_SCREEN_BLOCK_BYTES = 512 << 10
+
+
+def aliased_design_columns(X: np.ndarray, intercept: bool, rank_tol: float = 1e-11) -> np.ndarray:
+    """Columns of [1 X] in the span of the columns before them (mask over [1 X]), as
+    normal-eq and R find them, for models that do not factor the design themselves.
+
+    A cheap screen first: the Cholesky pivots of the scaled Gram matrix (one pass); only when
+    one is small (relative 1e-9: a near-dependence) is the design factorised by QR to decide
+    with R's tolerance on |R_jj|.
+    """
+    n, p = X.shape
+    k = p + (1 if intercept else 0)
+    G = np.empty((k, k))
+    G[-p:, -p:] = X.T @ X
+    if intercept:
+        sums = X.sum(axis=0)
+        G[0, 0], G[0, 1:], G[1:, 0] = n, sums, sums
+    d = np.sqrt(np.diag(G))
+    if np.all(d > 0):
+        try:
+            pivots = np.diag(np.linalg.cholesky(G / np.outer(d, d)))
+            if np.min(pivots) ** 2 > 1e-9:
+                return np.zeros(k, dtype=bool)
+        except np.linalg.LinAlgError:
+            pass
+    step = max(k, _SCREEN_BLOCK_BYTES // (8 * k))
+    R = None
+    for i in range(0, n, step):
+        A = X[i : i + step]
+        if intercept:
+            A = np.column_stack([np.ones(len(A)), A])
+        R = qr_r(A if R is None else np.vstack([R, A]))
+    return aliased_columns(np.triu(R[:k]), rank_tol)
+
+
 def aliased_warning(labels: list[str], aliased: np.ndarray) -> str:
     listed = ", ".join(f"'{labels[j]}'" for j in np.flatnonzero(aliased))
     return (
