@@ -108,6 +108,10 @@ _METRIC_LABELS = {
     "pseudo_r_squared": "McFadden pseudo-R²",
     "null_deviance": "null deviance",
     "df_null": "null df",
+    "null_log_likelihood": "null log-likelihood",
+    "lr_statistic": "LR test vs null: chi²",
+    "lr_df": "LR test vs null: df",
+    "lr_p_value": "LR test vs null: p-value",
 }
 
 

@@ -77,3 +77,17 @@ def test_log_beta_has_no_cancellation_for_large_arguments():
     # log B(a, 1/2) -> log sqrt(pi / a): the lgamma difference would lose 6 digits here
     a = 1e12
     assert log_beta(a, 0.5) == pytest.approx(0.5 * math.log(math.pi / a), rel=1e-14)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 10, 50, 300, 1000, 5000])
+def test_chi2_tail_matches_scipy(df):
+    from scipy.special import chdtrc
+
+    from mlfit.distributions import chi2_upper
+
+    for x in [1e-6, 0.01, 0.5, 1, 2, 5, 10, 30, 100, 500, 1000, 2000, 6000, 20000]:
+        ref = chdtrc(df, x)
+        if ref > 1e-300:
+            assert chi2_upper(x, df) == pytest.approx(ref, rel=max(1e-13, 5e-16 * df))
+    assert chi2_upper(0.0, df) == 1.0 and chi2_upper(math.inf, df) == 0.0
+    assert math.isnan(chi2_upper(1.0, 0)) and math.isnan(chi2_upper(math.nan, df))

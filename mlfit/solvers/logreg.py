@@ -11,6 +11,7 @@ Softmax uses the first class (in sorted order) as the reference with coefficient
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -43,7 +44,7 @@ from mlfit.solvers.optimize import (
     newton,
 )
 from mlfit.solvers.separation import ColumnSummary, separating_column, separation_exists
-from mlfit.stats import z_table
+from mlfit.stats import likelihood_ratio_test, z_table
 
 #: With --method auto, Newton up to this many parameters, L-BFGS beyond.
 NEWTON_MAX_PARAMS = 500
@@ -278,6 +279,7 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
     metrics["log_likelihood"] = float(
         np.sum(np.log(np.clip(P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0)))
     )
+    metrics.update(_against_null(metrics["log_likelihood"], codes, K, B.size, config))
     if test is not None:
         P_test = _probabilities(X[test], B, config.intercept, problem.softmax)
         metrics["holdout"] = classification_metrics(codes_all[test], P_test, labels, decide(P_test))
@@ -315,6 +317,23 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
         info=info,
         internals={"codes": codes_all, "train": train, "test": test},
     )
+
+
+def _against_null(loglik: float, codes: np.ndarray, K: int, n_params: int, config) -> dict:
+    """The null model's log-likelihood (the class frequencies with an intercept; every class
+    equally likely without), McFadden's pseudo-R² and the likelihood-ratio test, as newton
+    reports them.  Not for penalised or class-weighted fits, which maximise another function."""
+    counts = np.bincount(codes, minlength=K).astype(float)
+    n = float(len(codes))
+    if config.intercept:
+        null = float(np.sum(counts * np.log(counts / n)))
+    else:
+        null = n * math.log(1.0 / K) if (K > 2 or config.multiclass) else n * math.log(0.5)
+    out = {"null_log_likelihood": null, "pseudo_r_squared": 1.0 - loglik / null}
+    if config.l2 == 0 and config.class_weight == "none":
+        null_params = (K - 1) if config.intercept else 0
+        out.update(likelihood_ratio_test(loglik, null, n_params - null_params))
+    return out
 
 
 def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]:

@@ -42,7 +42,7 @@ from mlfit.solvers.separation import (
     zero_count_column,
     zero_counts_unbounded,
 )
-from mlfit.stats import t_table, z_table
+from mlfit.stats import likelihood_ratio_test, t_table, z_table
 
 #: Below this scaled condition number of the information, its Cholesky factor gives the
 #: standard errors to about 1e-14 and the QR step is skipped (the benchmark data: about 3.5).
@@ -516,10 +516,13 @@ def _glm_result(fam, opt, ls, final, n, labels, null_ll, null_dev, config) -> Fi
         "df_residual": df_resid,
         "df_null": n - (1 if config.intercept else 0),
         "log_likelihood": loglik,
+        "null_log_likelihood": null_ll,
         "pseudo_r_squared": 1.0 - loglik / null_ll if null_ll != 0 else math.nan,
         "dispersion": dispersion,
         "n": n,
     }
+    if config.l2 == 0:  # against the intercept-only model (eta = offset without one)
+        metrics.update(likelihood_ratio_test(loglik, null_ll, p - (1 if config.intercept else 0)))
     warnings = []
     if not opt.converged:
         warnings.append(
