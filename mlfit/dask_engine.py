@@ -21,7 +21,7 @@ from mlfit.contract import ModelData
 from mlfit.data import ChunkStream, Selection
 from mlfit.data.parts import PartStream, check_same_format, merge_levels, part_paths
 from mlfit.design import Design
-from mlfit.engine import EngineChoice, EngineError, Partitioned
+from mlfit.engine import EngineChoice, EngineError, Partitioned, n_rows
 from mlfit.errors import DataError, MlfitError
 
 #: Seconds to reach a scheduler (and for it to have a worker) before giving up.
@@ -181,6 +181,8 @@ class DaskStream:
             "passes": chunks.passes if chunks else 0,
             "bytes_moved": chunks.bytes_moved if chunks else 0,
             "cluster_seconds": chunks.seconds if chunks else 0.0,
+            # rows brought to the client: 0 for a fit, whose passes are folds on the workers
+            "rows_to_client": chunks.rows_fetched if chunks else 0,
         }
 
 
@@ -215,16 +217,27 @@ def _rows(part: _Part) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _Pass:
-    """The step and merge of one pass, scattered once to the workers (not in the graph)."""
+    """One pass, scattered once to the workers (not in the graph): the step and merge, the
+    expansions applied to each chunk first (engine.expand), and whether step takes the row
+    the item starts at."""
 
     step: object
     combine: object
+    expansions: tuple = ()
+    with_start: bool = False
+
+    def items(self, part: _Part):
+        items = part.chunks
+        for fn in self.expansions:
+            items = [item for chunk in items for item in fn(chunk)]
+        return items
 
 
-def _fold_part(part: _Part, work: _Pass):
+def _fold_part(part: _Part, work: _Pass, start: int):
     acc = None
-    for chunk in part.chunks:
-        acc = work.step(acc, chunk)
+    for item in work.items(part):
+        acc = work.step(acc, item, start) if work.with_start else work.step(acc, item)
+        start += n_rows(item)
     return acc
 
 
@@ -237,8 +250,9 @@ def _merge(work: _Pass, *partials):
     return acc
 
 
-def _first(part: _Part, fn):
-    return (True, fn(part.chunks[0])) if part.chunks else (False, None)
+def _first(part: _Part, fn, work: _Pass):
+    items = work.items(part)
+    return (True, fn(items[0])) if items else (False, None)
 
 
 def _nbytes(value) -> int:
@@ -257,23 +271,35 @@ class DaskChunks(Partitioned):
     seconds: float = 0.0
     rows_fetched: int = 0  # rows brought to the client (only iterating, e.g. for a plot)
     _futures: list = field(default_factory=list)
+    _starts: list = field(default_factory=list)  # the rows before each partition
+    expansions: tuple = ()
 
     def __post_init__(self):
+        if self._futures:  # a view of the same partitions (expand)
+            return
         start = time.perf_counter()
         client = self.session.client
         self._futures = client.map(_load, self.specs, [self.design] * len(self.specs), pure=False)
         rows = _results_in_order(client, [client.submit(_rows, f) for f in self._futures])
         self.rows_read = sum(r for r, _ in rows)
         self.rows_dropped = sum(d for _, d in rows)
+        used = [r - d for r, d in rows]
+        self._starts = [sum(used[:i]) for i in range(len(used))]
         self.seconds += time.perf_counter() - start
 
-    def fold(self, step, combine, on_done=None):
+    def expand(self, fn) -> DaskChunks:
+        view = dataclasses.replace(self, expansions=(*self.expansions, fn))
+        view._base = getattr(self, "_base", self)  # statistics counted on the loaded one
+        return view
+
+    def fold(self, step, combine, on_done=None, with_start=False):
+        base = getattr(self, "_base", self)
         start = time.perf_counter()
         client = self.session.client
-        work = _Pass(step, combine)
+        work = _Pass(step, combine, self.expansions, with_start)
         shared = client.scatter(work, hash=False)
         n = len(self._futures)
-        partials = client.map(_fold_part, self._futures, [shared] * n, pure=False)
+        partials = client.map(_fold_part, self._futures, [shared] * n, self._starts, pure=False)
         pending = list(partials)
         try:
             for i, _ in enumerate(as_completed(partials, loop=client.loop), start=1):
@@ -293,29 +319,31 @@ class DaskChunks(Partitioned):
         except BaseException as exc:  # noqa: BLE001 (re-raised) Ctrl-C, SIGTERM, a failed task
             client.cancel(pending)
             raise _cluster_error(exc) from None
-        self.passes += 1
+        base.passes += 1
         # the pass's function to each worker, each partial up the tree, the result to us
         traffic = _nbytes(work) * self.session.workers() + sum(sizes) + _nbytes(result)
-        self.bytes_moved += traffic
-        self.seconds += time.perf_counter() - start
+        base.bytes_moved += traffic
+        base.seconds += time.perf_counter() - start
         return result
 
     def first(self, fn):
         client = self.session.client
+        work = _Pass(None, None, self.expansions)
         for future in self._futures:
-            found, value = client.submit(_first, future, fn, pure=False).result()
+            found, value = client.submit(_first, future, fn, work, pure=False).result()
             if found:
                 return value
         return None
 
     def __iter__(self):
-        """The chunks brought to the client, one part at a time (for a plot's sample; a fit's
+        """The items brought to the client, one part at a time (for a plot's sample; a fit's
         passes go through fold)."""
+        base = getattr(self, "_base", self)
+        work = _Pass(None, None, self.expansions)
         for future in self._futures:
-            part = future.result()
-            for chunk in part.chunks:
-                self.rows_fetched += chunk.n_rows
-                yield chunk
+            for item in work.items(future.result()):
+                base.rows_fetched += n_rows(item)
+                yield item
 
 
 def _cluster_error(exc: BaseException) -> BaseException:

@@ -74,12 +74,15 @@ def cluster():
 
 
 class Partitioned:
-    """Chunks that live elsewhere, in partitions: fold and first run where they are."""
+    """Chunks that live elsewhere, in partitions: fold, first and expand run where they are."""
 
-    def fold(self, step, combine, on_done=None):
+    def fold(self, step, combine, on_done=None, with_start=False):
         raise NotImplementedError
 
     def first(self, fn):
+        raise NotImplementedError
+
+    def expand(self, fn) -> Partitioned:
         raise NotImplementedError
 
 
@@ -87,17 +90,48 @@ class Partitioned:
 DoneFn = Callable[[int, int], None]
 
 
-def fold(chunks, step: Callable, combine: Callable, on_done: DoneFn | None = None):
+def fold(
+    chunks,
+    step: Callable,
+    combine: Callable,
+    on_done: DoneFn | None = None,
+    with_start: bool = False,
+):
     """step(acc, chunk) -> acc folded over the chunks in order, acc None at the start;
-    combine(a, b) merges the accumulators of two consecutive partitions.  None if no chunk."""
+    combine(a, b) merges the accumulators of two consecutive partitions.  None if no chunk.
+    with_start: step(acc, chunk, start), start the number of rows before the chunk."""
     if isinstance(chunks, Partitioned):
-        return chunks.fold(step, combine, on_done)
-    acc = None
+        return chunks.fold(step, combine, on_done, with_start)
+    acc, start = None, 0
     for i, chunk in enumerate(chunks, start=1):
-        acc = step(acc, chunk)
+        acc = step(acc, chunk, start) if with_start else step(acc, chunk)
+        start += n_rows(chunk)
         if on_done is not None:
             on_done(i, 0)
     return acc
+
+
+def n_rows(item) -> int:
+    """Rows of a chunk (ModelData) or of a block (an array)."""
+    return item.n_rows if hasattr(item, "n_rows") else len(item)
+
+
+def expand(chunks, fn: Callable):
+    """The items of fn(chunk) (an iterable: blocks, transformed rows) for every chunk, in
+    order, computed where the chunks live; re-iterable as the chunks are."""
+    if isinstance(chunks, Partitioned):
+        return chunks.expand(fn)
+    return _Expanded(chunks, fn)
+
+
+@dataclass(frozen=True)
+class _Expanded:
+    chunks: object
+    fn: Callable
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            yield from self.fn(chunk)
 
 
 def map_reduce(chunks, fn: Callable, combine: Callable, on_done: DoneFn | None = None):

@@ -26,7 +26,7 @@ from mlfit.solvers import SOLVERS, reads_chunks, runs_distributed
 MODEL_ARGS = {
     "normal-eq": ["-y", "y"],
     "newton": ["-y", "label", "--family", "logistic", "--drop", "y"],
-    "gmm": ["--drop", "y,label", "--components", "2", "--seed", "1"],
+    "gmm": ["--drop", "y,label", "--k", "2", "--seed", "1"],
     "gda": ["-y", "label", "--drop", "y"],
     "naive-bayes": ["-y", "label", "--drop", "y"],
 }
@@ -100,7 +100,8 @@ def test_every_distributed_model_equals_its_in_memory_fit(runner, tmp_path, clus
     engine = dist["engine"]
     assert engine["engine"] == "dask" and engine["scheduler"] == cluster.scheduler_address
     assert engine["workers"] == 2 and engine["partitions"] == 4 and engine["passes"] >= 1
-    assert 0 < engine["bytes_moved"] < 4_000 * engine["passes"]  # statistics, not rows
+    assert engine["rows_to_client"] == 0  # every pass a fold on the workers
+    assert 0 < engine["bytes_moved"] < 8_000 * engine["passes"]  # statistics: not O(rows)
     assert "engine" not in local
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlfit import contract
+from mlfit import contract, engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
 from mlfit.errors import DataError, FitError
 from mlfit.params import ParamsError, decode_array, encode_array, read_choice
@@ -130,52 +130,70 @@ class _RowBlocks:
             yield ModelData(d.X[i : i + BLOCK_ROWS], y, {}, None, d.names, d.target, d.source)
 
 
-class _Scaled:
-    """Row blocks of (X - centre) / scale, at most BLOCK_ROWS rows each."""
+@dataclass(frozen=True)
+class _ScaleBlocks:
+    """A chunk as row blocks of (X - centre) / scale, at most BLOCK_ROWS rows each (applied
+    where the chunks live: engine.expand)."""
 
-    def __init__(self, chunks, centre: np.ndarray, scale: np.ndarray, n_rows: int):
-        self._chunks, self._centre, self._scale = chunks, centre, scale
-        self.n_rows = n_rows
+    centre: np.ndarray
+    scale: np.ndarray
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for chunk in self._chunks:
-            for i in range(0, chunk.n_rows, BLOCK_ROWS):
-                yield (chunk.X[i : i + BLOCK_ROWS] - self._centre) / self._scale
+    def __call__(self, chunk: ModelData) -> Iterator[np.ndarray]:
+        for i in range(0, chunk.n_rows, BLOCK_ROWS):
+            yield (chunk.X[i : i + BLOCK_ROWS] - self.centre) / self.scale
 
 
 def _moments(chunks) -> tuple[int, np.ndarray, np.ndarray, list[str]]:
     """Rows, column means and variances (merged chunk by chunk, Chan et al.), column names."""
-    n, mean, m2, names = 0, None, None, None
-    for chunk in chunks:
-        X = chunk.X
-        nb = X.shape[0]
-        if nb == 0:
-            continue
-        mb = X.mean(axis=0)
-        m2b = ((X - mb) ** 2).sum(axis=0)
-        if mean is None:
-            mean, m2 = mb, m2b
-        else:
-            delta = mb - mean
-            mean = mean + delta * nb / (n + nb)
-            m2 = m2 + m2b + delta * delta * n * nb / (n + nb)
-        n += nb
-        names = chunk.names
-    if n == 0:
+    acc = engine.fold(chunks, _moments_step, _merge_moments)
+    if acc is None or acc[0] == 0:
         raise DataError("No data rows to fit.")
+    n, mean, m2, names = acc
     return n, mean, m2 / n, names
 
 
-def _sample(blocks: _Scaled, rows: np.ndarray) -> np.ndarray:
+def _moments_step(acc, chunk: ModelData):
+    X = chunk.X
+    nb = X.shape[0]
+    if nb == 0:
+        return acc
+    mb = X.mean(axis=0)
+    m2b = ((X - mb) ** 2).sum(axis=0)
+    return _merge_moments(acc, (nb, mb, m2b, chunk.names))
+
+
+def _merge_moments(a, b):
+    """(rows, means, sums of squares about them, names) of a's rows then b's (Chan et al.)."""
+    if a is None or a[0] == 0:
+        return b
+    n, mean, m2, _ = a
+    nb, mb, m2b, names = b
+    delta = mb - mean
+    mean = mean + delta * nb / (n + nb)
+    m2 = m2 + m2b + delta * delta * n * nb / (n + nb)
+    return n + nb, mean, m2, names
+
+
+def _sample(blocks, rows: np.ndarray) -> np.ndarray:
     """The (scaled) rows at sorted indices `rows`, in one pass."""
-    parts, start = [], 0
-    for X in blocks:
-        stop = start + X.shape[0]
-        take = rows[(rows >= start) & (rows < stop)] - start
+    return np.vstack(engine.fold(blocks, _SampleStep(rows), _concat, with_start=True))
+
+
+@dataclass(frozen=True)
+class _SampleStep:
+    rows: np.ndarray  # sorted; at most INIT_ROWS of them, so small enough to travel
+
+    def __call__(self, parts, X: np.ndarray, start: int) -> list:
+        parts = [] if parts is None else parts
+        rows = self.rows
+        take = rows[(rows >= start) & (rows < start + X.shape[0])] - start
         if len(take):
             parts.append(X[take])
-        start = stop
-    return np.vstack(parts)
+        return parts
+
+
+def _concat(a: list, b: list) -> list:
+    return a + b
 
 
 def _min_count(kind: str, d: int) -> float:
@@ -205,7 +223,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     scaled_var = var / scale**2
     floor = scaled_var[scaled_var > 0].mean() if np.any(scaled_var > 0) else 1.0
     reg = config.reg_covar * np.where(scaled_var > 0, scaled_var, floor)
-    blocks = _Scaled(chunks, centre, scale, n)
+    blocks = engine.expand(chunks, _ScaleBlocks(centre, scale))
     rng = np.random.default_rng(config.seed)
     init_rows = np.sort(rng.choice(n, size=min(n, INIT_ROWS), replace=False))
     sample = _sample(blocks, init_rows)
@@ -237,7 +255,18 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
             on_progress(Step(_i, len(combos), -mean_ll))
 
         best, rejected = _best_start(
-            blocks, sample, ward, k, kind, reg, informative, config, rng, _min_count(kind, d), tick
+            blocks,
+            n,
+            sample,
+            ward,
+            k,
+            kind,
+            reg,
+            informative,
+            config,
+            rng,
+            _min_count(kind, d),
+            tick,
         )
         if rejected:
             discarded.append(f"k={k} {kind} ({rejected} of {config.n_init + 1})")
@@ -271,7 +300,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     return result
 
 
-def _best_start(blocks, sample, ward, k, kind, reg, informative, config, rng, min_count, tick):
+def _best_start(blocks, n, sample, ward, k, kind, reg, informative, config, rng, min_count, tick):
     """EM from every start: the non-degenerate outcome with the highest log-likelihood, and
     how many starts ended degenerate.
 
@@ -280,7 +309,7 @@ def _best_start(blocks, sample, ward, k, kind, reg, informative, config, rng, mi
     """
     starts = [(ward, mixture_init.ward_labels(ward, k))]
     starts += [(sample, mixture_init.kmeans_labels(sample, k, rng)) for _ in range(config.n_init)]
-    on_sample = blocks.n_rows > len(sample)
+    on_sample = n > len(sample)
     best, rejected = None, 0
     for X0, labels in starts:
         mix = mixture_init.from_labels(X0, labels, k, kind, reg)
@@ -450,13 +479,7 @@ def _final_pass(result, chunks, centre, scale, mix_scaled, sample) -> None:
     log_p, _ = log_sum_exp(dens(sample))
     quantiles = np.quantile(log_p - float(np.log(scale).sum()), QUANTILE_LEVELS)
     result.params = Params(result.params.mixture, quantiles)
-    counts: dict = {}
-    for chunk in chunks:
-        if chunk.y is None:
-            return
-        component = np.argmax(dens((chunk.X - centre) / scale), axis=1)
-        for label, c in zip(chunk.y.tolist(), component.tolist()):
-            counts.setdefault(label, np.zeros(mix_scaled.k, dtype=np.int64))[c] += 1
+    counts = engine.map_reduce(chunks, _Crosstab(mix_scaled, centre, scale), _add_counts)
     if counts:
         labels = sorted(counts, key=str)
         result.tables["crosstab"] = Table(
@@ -469,6 +492,34 @@ def _final_pass(result, chunks, centre, scale, mix_scaled, sample) -> None:
         result.metrics["adjusted_rand_index"] = adjusted_rand_index(
             np.array([counts[lb] for lb in labels])
         )
+
+
+@dataclass(frozen=True)
+class _Crosstab:
+    """label -> rows of each most likely component, for one chunk (None without labels)."""
+
+    mix_scaled: Mixture
+    centre: np.ndarray
+    scale: np.ndarray
+
+    def __call__(self, chunk: ModelData) -> dict | None:
+        if chunk.y is None:
+            return None
+        dens = Densities(self.mix_scaled)
+        component = np.argmax(dens((chunk.X - self.centre) / self.scale), axis=1)
+        counts: dict = {}
+        for label, c in zip(chunk.y.tolist(), component.tolist()):
+            counts.setdefault(label, np.zeros(self.mix_scaled.k, dtype=np.int64))[c] += 1
+        return counts
+
+
+def _add_counts(a: dict | None, b: dict | None) -> dict | None:
+    if a is None or b is None:
+        return a if b is None else b
+    out = {label: c.copy() for label, c in a.items()}
+    for label, c in b.items():
+        out[label] = out[label] + c if label in out else c
+    return out
 
 
 def adjusted_rand_index(table: np.ndarray) -> float:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from mlfit import engine
+
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 LOG_2PI = math.log(2.0 * math.pi)
 #: Re-seeds of collapsing components allowed in one EM run before it is left to converge.
@@ -189,31 +191,66 @@ def m_step(mix: Mixture, s: Sums, reg: np.ndarray) -> Mixture:
 
 
 def one_pass(blocks: Iterable[np.ndarray], mix: Mixture) -> Sums:
-    """Sums over every block at the current parameters (its loglik is that of `mix`)."""
-    dens = Densities(mix)
+    """Sums over every block at the current parameters (its loglik is that of `mix`): one
+    engine.fold, a loop here or a fold per partition on a cluster, sums added."""
     k, d = mix.k, mix.d
     full = mix.covariance_type in ("full", "tied")
-    centre = mix.means
-    scratch = Scratch()
-    n, loglik = 0, 0.0
-    counts, first = np.zeros(k), np.zeros((k, d))
-    scatter = np.zeros((k, d, d) if full else (k, d))
-    for X in blocks:
+    s = engine.fold(blocks, _EStep(mix), _add_sums)
+    if s is None:
+        return Sums(0, 0.0, np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d) if full else (k, d)))
+    return s
+
+
+class _EStep:
+    """Adds one block's E-step sums; its scratch buffers stay where it runs (not pickled)."""
+
+    def __init__(self, mix: Mixture):
+        self.mix = mix
+        self._dens = self._scratch = None
+
+    def __getstate__(self):
+        return {"mix": self.mix}
+
+    def __setstate__(self, state):
+        self.__init__(state["mix"])
+
+    def __call__(self, s: Sums | None, X: np.ndarray) -> Sums:
+        mix = self.mix
+        k, d = mix.k, mix.d
+        full = mix.covariance_type in ("full", "tied")
+        centre = mix.means
+        if self._dens is None:
+            self._dens, self._scratch = Densities(mix), Scratch()
+        scratch = self._scratch
+        if s is None:
+            scatter = np.zeros((k, d, d) if full else (k, d))
+            s = Sums(0, 0.0, np.zeros(k), np.zeros((k, d)), scatter)
         XT = np.ascontiguousarray(X.T)  # (d, n): contiguous rows for the broadcasts below
-        L, D2 = dens.terms(XT, scratch)
+        L, D2 = self._dens.terms(XT, scratch)
         log_p, R = _log_sum_exp_columns(L)
         if full:  # scatter about the current means: no cancellation
             D = np.subtract(XT[None], centre[:, :, None], out=scratch.get("D", (k, d, XT.shape[1])))
             weighted = np.multiply(D, R[:, None, :], out=scratch.get("Z", D.shape))
-            scatter += np.matmul(weighted, D.transpose(0, 2, 1))
+            s.scatter += np.matmul(weighted, D.transpose(0, 2, 1))
         else:
-            scatter += np.matmul(D2, R[:, :, None])[:, :, 0]
+            s.scatter += np.matmul(D2, R[:, :, None])[:, :, 0]
         c = R.sum(axis=1)
-        counts += c
-        first += R @ X - c[:, None] * centre
-        n += X.shape[0]
-        loglik += float(log_p.sum())
-    return Sums(n, loglik, counts, first, scatter)
+        s.counts += c
+        s.first += R @ X - c[:, None] * centre
+        s.n += X.shape[0]
+        s.loglik += float(log_p.sum())
+        return s
+
+
+def _add_sums(a: Sums, b: Sums) -> Sums:
+    """The sums of two partitions (new arrays: a partition's result stays as it is)."""
+    return Sums(
+        a.n + b.n,
+        a.loglik + b.loglik,
+        a.counts + b.counts,
+        a.first + b.first,
+        a.scatter + b.scatter,
+    )
 
 
 @dataclass
