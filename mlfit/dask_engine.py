@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 
@@ -256,7 +255,10 @@ def _first(part: _Part, fn, work: _Pass):
 
 
 def _nbytes(value) -> int:
-    return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    """Bytes of the value as Dask sends it (pickle, or cloudpickle for closures)."""
+    from distributed.protocol.pickle import dumps
+
+    return len(dumps(value))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from mlfit import engine
 from mlfit.contract import FitResult, ModelData
 from mlfit.errors import DataError
 
@@ -24,13 +25,25 @@ def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
 def class_codes(chunks: Iterable[ModelData]) -> tuple[np.ndarray, list]:
     """Class codes 0..K-1 of every row of a chunk stream (one pass) and the sorted labels,
     the same as encode_labels gives for the whole column."""
-    parts, target = [], "y"
-    for chunk in chunks:
-        target = chunk.target
-        parts.append(_factorized(chunk.y))
-    if not parts:
+    found = engine.map_reduce(chunks, label_part, concat)  # where the chunks live
+    if not found:
         raise DataError("No data rows to fit.")
-    return _encoded(parts, target)
+    return codes_from_parts(found)
+
+
+def label_part(chunk: ModelData) -> list:
+    """[(target, the chunk's distinct labels and codes into them)], for codes_from_parts."""
+    return [(chunk.target, _factorized(chunk.y))]
+
+
+def codes_from_parts(found: list) -> tuple[np.ndarray, list]:
+    """Codes and sorted labels from the label_part of every chunk, in row order."""
+    return _encoded([part for _, part in found], found[-1][0])
+
+
+def concat(a: list, b: list) -> list:
+    """Lists of consecutive chunks' results, in order (engine.map_reduce's combine)."""
+    return a + b
 
 
 def _factorized(y) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlfit import contract
+from mlfit import contract, engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, no_progress
 from mlfit.errors import DataError, UsageError
 from mlfit.metrics import classification_metrics
@@ -216,29 +216,42 @@ def fit_chunks(
 
 def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     started = time.perf_counter()
-    peak = []
-    codes, labels = classes.class_codes(_watch(chunks, peak))
+    found, peak = engine.map_reduce(chunks, _labels_and_peak, _merge_labels_and_peak) or ([], None)
+    if not found:
+        raise DataError("No data rows to fit.")
+    codes, labels = classes.codes_from_parts(found)
     with np.errstate(divide="ignore"):
-        scale = np.exp2(np.round(np.log2(peak[0])))
+        scale = np.exp2(np.round(np.log2(peak)))
     scale[~(scale > 0) | ~np.isfinite(scale)] = 1.0  # a column of zeros
     K = len(labels)
     train, test, keep = _split(codes, labels, config)
-    moments, names = None, None
-    for i, (X, c, names) in enumerate(_rows(chunks, codes, keep, scale), 1):
-        if moments is None:
-            moments = ClassMoments.zeros(K, X.shape[1], full=True)
-        moments.add(X, c)
-        on_progress(Step(i, 0, float(moments.count.sum())))
+
+    def add(acc, chunk, start):  # one engine.fold: a loop here, a fold per partition there
+        for X, c, names in _rows_of(chunk, start, codes, keep, scale):
+            if acc is None:
+                acc = ClassMoments.zeros(K, X.shape[1], full=True), names
+            acc[0].add(X, c)
+        return acc
+
+    def done(i, total):
+        on_progress(Step(i, total, float(i)))
+
+    moments, names = engine.fold(chunks, add, _merge_moments, done, with_start=True) or (None, None)
 
     def fourth(variances: np.ndarray) -> np.ndarray:
         """Sums of ||(x - mean_k) / sqrt(variances_k)||^4 over each class's rows (for
         Ledoit-Wolf); variances: (K, p)."""
-        sums = np.zeros(K)
         root = np.sqrt(variances)
-        for X, c, _ in _rows(chunks, codes, keep, scale):
-            Z = (X - moments.mean[c]) / root[c]
-            sums += np.bincount(c, weights=np.einsum("ij,ij->i", Z, Z) ** 2, minlength=K)
-        return sums
+
+        def add(sums, chunk, start):
+            sums = np.zeros(K) if sums is None else sums
+            for X, c, _ in _rows_of(chunk, start, codes, keep, scale):
+                Z = (X - moments.mean[c]) / root[c]
+                sums += np.bincount(c, weights=np.einsum("ij,ij->i", Z, Z) ** 2, minlength=K)
+            return sums
+
+        sums = engine.fold(chunks, add, np.add, with_start=True)
+        return np.zeros(K) if sums is None else sums
 
     estimator = Estimator(moments, config, names, labels)
     estimate = estimator.estimate(fourth)
@@ -248,7 +261,8 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     params = Params(  # in the units of X / scale
         labels, estimator.priors, moments.mean, estimate.covariances, config.threshold, scale
     )
-    P = np.vstack([params.proba(chunk.X, reproducible=False) for chunk in chunks])
+    # each row's probabilities come back (n x K floats: the metrics and AUC need them)
+    P = np.vstack(engine.map_reduce(chunks, _Probabilities(params), classes.concat))
     metrics = classification_metrics(codes[train], P[train], labels, params.decide(P[train]))
     # the density of x, not of x / scale: log|det| of the scaling once per row
     metrics["log_likelihood"] = _log_likelihood(params, moments) - len(train) * float(
@@ -302,26 +316,40 @@ def _split(codes: np.ndarray, labels: list, config: Config):
     return train, test, keep
 
 
-def _watch(chunks, peak: list):
-    """The chunks, recording each feature's largest magnitude as peak[0] on the way."""
-    for chunk in chunks:
-        if chunk.n_rows:
-            top = np.max(np.abs(chunk.X), axis=0)
-            peak[:] = [np.maximum(peak[0], top) if peak else top]
-        yield chunk
+def _labels_and_peak(chunk: ModelData):
+    """The chunk's labels (classes.label_part) and each feature's largest magnitude."""
+    top = np.max(np.abs(chunk.X), axis=0) if chunk.n_rows else None
+    return classes.label_part(chunk), top
 
 
-def _rows(chunks, codes: np.ndarray, keep: np.ndarray | None, scale: np.ndarray):
-    """(X / scale, codes, names) of each chunk's rows, only those where keep is true."""
-    start = 0
-    for chunk in chunks:
-        stop = start + chunk.n_rows
-        X, c = chunk.X / scale, codes[start:stop]
-        if keep is not None:
-            X, c = X[keep[start:stop]], c[keep[start:stop]]
-        start = stop
-        if len(c):
-            yield X, c, chunk.names
+def _merge_labels_and_peak(a, b):
+    peak = b[1] if a[1] is None else a[1] if b[1] is None else np.maximum(a[1], b[1])
+    return a[0] + b[0], peak
+
+
+def _merge_moments(a, b):
+    """Class moments of two partitions' rows (a new object: a's stay as they are)."""
+    m = ClassMoments(a[0].count.copy(), a[0].mean.copy(), a[0].scatter.copy())
+    m.merge(b[0])
+    return m, b[1]
+
+
+@dataclass(frozen=True)
+class _Probabilities:
+    params: object
+
+    def __call__(self, chunk: ModelData) -> list:
+        return [self.params.proba(chunk.X, reproducible=False)]
+
+
+def _rows_of(chunk: ModelData, start: int, codes, keep, scale):
+    """_rows for one chunk whose first row is row `start` of the stream."""
+    stop = start + chunk.n_rows
+    X, c = chunk.X / scale, codes[start:stop]
+    if keep is not None:
+        X, c = X[keep[start:stop]], c[keep[start:stop]]
+    if len(c):
+        yield X, c, chunk.names
 
 
 def _shrinkage_info(config: Config, alphas: np.ndarray):

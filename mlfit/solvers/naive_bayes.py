@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlfit import contract
+from mlfit import contract, engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
 from mlfit.errors import DataError, FitError, UsageError
 from mlfit.metrics import classification_metrics
@@ -200,9 +200,8 @@ def fit_chunks(
 
 def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     start = time.perf_counter()
-    seen = []
-    codes, labels = classes.class_codes(_keep_first(chunks, seen))
-    first = seen[0]
+    codes, labels = classes.class_codes(chunks)
+    first = engine.first(chunks, _header)
     train, test = np.arange(len(codes)), None
     if config.holdout:
         train, test = classes.holdout_split(codes, config.holdout, config.seed)
@@ -212,10 +211,13 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     one_hot = {name: list(cols) for name, cols in first.one_hot.items()}
     in_groups = {j for cols in one_hot.values() for j in cols}
     gaussian = [j for j in range(first.X.shape[1]) if j not in in_groups]
-    moments = ClassMoments.zeros(K, len(gaussian), full=False)
-    counts = {name: np.zeros((K, len(cols))) for name, cols in one_hot.items()}
-    offset = 0
-    for chunk in chunks:
+
+    def zeros():
+        moments = ClassMoments.zeros(K, len(gaussian), full=False)
+        return moments, {name: np.zeros((K, len(cols))) for name, cols in one_hot.items()}
+
+    def step(acc, chunk, offset):  # one engine.fold: a loop here, a fold per partition there
+        moments, counts = acc or zeros()
         rows = slice(offset, offset + chunk.n_rows)
         keep, c = in_train[rows], codes[rows]
         X, c = (chunk.X, c) if keep.all() else (chunk.X[keep], c[keep])
@@ -224,7 +226,9 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
             indicator = (c[:, None] == np.arange(K)).astype(float)
             for name, cols in one_hot.items():
                 counts[name] += indicator.T @ X[:, cols]
-        offset += chunk.n_rows
+        return moments, counts
+
+    moments, counts = engine.fold(chunks, step, _merged, with_start=True) or zeros()
     class_count = np.bincount(codes[train], minlength=K).astype(float)
     if np.any(class_count == 0):
         raise DataError(
@@ -253,12 +257,22 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     return result
 
 
-def _keep_first(chunks, seen: list):
-    """The chunks, keeping the first (names, one-hot groups) as seen[0] on the way."""
-    for chunk in chunks:
-        if not seen:
-            seen.append(chunk)
-        yield chunk
+def _header(chunk: ModelData) -> ModelData:
+    """The chunk without its rows: the design's names and one-hot groups."""
+    data = ModelData(chunk.X[:0], None, {}, None, chunk.names, chunk.target, chunk.source)
+    data.one_hot = chunk.one_hot
+    return data
+
+
+def _merged(a, b):
+    """Moments and level counts of two partitions' rows (new objects: a's stay as they are)."""
+    moments = ClassMoments(a[0].count.copy(), a[0].mean.copy(), a[0].scatter.copy())
+    moments.merge(b[0])
+    return moments, {name: a[1][name] + b[1][name] for name in a[1]}
+
+
+def _concat_pairs(a, b):
+    return a[0] + b[0], a[1] + b[1]
 
 
 def _smoothed_variance(moments: ClassMoments, var_smoothing: float, names, labels) -> np.ndarray:
@@ -285,18 +299,21 @@ def _smoothed_variance(moments: ClassMoments, var_smoothing: float, names, label
 def _result(params: Params, chunks, codes, train, test, gaussian_names, names, config):
     """Metrics from one more pass (training and held-out rows), and the report's tables."""
     K = len(params.classes)
-    P = np.empty((len(codes), K))
-    joint = []  # per-chunk exact sums, summed exactly at the end
-    offset = 0
     in_train = np.zeros(len(codes), dtype=bool)
     in_train[train] = True
-    for chunk in chunks:
+
+    def step(acc, chunk, offset):  # per chunk: its probabilities, its exact joint sum
+        probabilities, joint = acc or ([], [])
         rows = slice(offset, offset + chunk.n_rows)
         jll = params.joint_log_likelihood(chunk.X)
-        P[rows] = np.exp(_normalised(jll))
+        probabilities.append(np.exp(_normalised(jll)))
         c = codes[rows]
         joint.append(math.fsum(jll[np.arange(chunk.n_rows), c][in_train[rows]]))
-        offset += chunk.n_rows
+        return probabilities, joint
+
+    # each row's probabilities come back (n x K floats: the metrics and AUC need them)
+    parts, joint = engine.fold(chunks, step, _concat_pairs, with_start=True) or ([], [])
+    P = np.vstack(parts) if parts else np.empty((0, K))
     metrics = classification_metrics(
         codes[train], P[train], params.classes, params.decide(P[train])
     )
