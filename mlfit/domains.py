@@ -1,4 +1,5 @@
-"""The values a model's target may take (counts, 0/1, positive), checked in one place.
+"""The values a model's target or an extra column may take (counts, 0/1, positive,
+non-negative weights), checked in one place.
 
 The data validator checks them on the rows as read, so that a bad value is named by its file,
 row and line even in a chunked fit; solvers check the same predicate on the arrays they get.
@@ -13,6 +14,7 @@ TARGET_DOMAINS = {
     "binary": ("be 0 or 1", " Use logreg for text or multi-class labels."),
     "counts": ("hold counts (0, 1, 2, ...)", ""),
     "positive": ("be positive", ""),
+    "nonnegative": ("be non-negative", ""),
 }
 
 
@@ -24,6 +26,8 @@ def outside(domain: str, y: np.ndarray) -> np.ndarray:
         return (y < 0) | (y != np.floor(y))
     if domain == "positive":
         return ~(y > 0)
+    if domain == "nonnegative":
+        return ~(y >= 0)
     raise ValueError(f"unknown target domain {domain!r}")
 
 
@@ -31,3 +35,10 @@ def domain_message(domain: str, target: str, needed_by: str, where: str, value: 
     """One line: 'Target 'y' must hold counts ... for the poisson family (row 3 has -1).'"""
     what, advice = TARGET_DOMAINS[domain]
     return f"Target '{target}' must {what} for {needed_by} ({where} has {value:g}).{advice}"
+
+
+def column_domain_message(named: str, domain: str, needed_by: str, where: str, value) -> str:
+    """One line for an extra column: "Column 'w' (the weights) must be non-negative (row 3
+    (line 4) of f.csv has -1): they are prior weights."""
+    what, advice = TARGET_DOMAINS[domain]
+    return f"{named} must {what} ({where} has {value:g}): they are {needed_by}.{advice}"

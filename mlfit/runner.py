@@ -22,7 +22,14 @@ from mlfit.errors import DataError, NotConvergedError, UsageError
 from mlfit.files import check_writable
 from mlfit.model_io import save_model
 from mlfit.report import progress, render, to_json, warn
-from mlfit.solvers import FROM_CONVERGENCE, SOLVERS, reads_chunks, runs_distributed, solver
+from mlfit.solvers import (
+    EXTRA_ROLES,
+    FROM_CONVERGENCE,
+    SOLVERS,
+    reads_chunks,
+    runs_distributed,
+    solver,
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ def run_fit(
 
     extras: role -> column for the extra columns the model declares (e.g. {"offset": COL});
     roles given None are left out.  They are validated like features, passed to the fit by
-    role, and stored in the model file so predict reads them too.
+    role, and those predict needs (EXTRA_ROLES: an offset, not weights) are stored in the
+    model file so predict reads them too.
     """
     started = time.perf_counter()
     spec = SOLVERS[model]
@@ -64,8 +72,14 @@ def run_fit(
 
         plots.plot_format(out.plot)
         plots.require_matplotlib()
+    roles = {role: EXTRA_ROLES[role] for role in extras}
     sel = replace(
-        sel, target_kind=spec.target, extras=extras, numeric_features=not spec.text_features
+        sel,
+        target_kind=spec.target,
+        extras=extras,
+        numeric_features=not spec.text_features,
+        extra_domains={r: (x.domain, x.help) for r, x in roles.items() if x.domain},
+        label_extras=tuple(r for r, x in roles.items() if x.labels),
     )
     job = _Job(model, solver(model), config, poly, not out.quiet)
     on_cluster = engine.current().name == "dask"
@@ -117,7 +131,8 @@ def run_fit(
                 "method": model,
                 "target": fitted.target,
                 "design": fitted.design.to_dict(),
-                "columns": dict(extras),
+                # the extra columns predict reads (an offset; not weights or clusters)
+                "columns": {r: c for r, c in extras.items() if roles[r].at_predict},
                 "params": result.params.to_dict(),
                 "n_parameters": result.n_parameters,
                 "config": dataclasses.asdict(config),

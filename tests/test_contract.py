@@ -18,6 +18,7 @@ import pytest
 from mlfit import contract
 from mlfit.cli import cli
 from mlfit.solvers import (
+    EXTRA_ROLES,
     FROM_CONVERGENCE,
     PLOT_KINDS,
     SOLVERS,
@@ -38,7 +39,7 @@ def tiny_table(spec, rng) -> tuple[str, list[str]]:
     columns = {"x1": x1, "x2": x2, "g": g} if spec.text_features else {"x1": x1, "x2": x2}
     args = []
     for role in spec.extra_columns:
-        columns[f"{role}_col"] = rng.uniform(-0.5, 0.5, N).round(3)
+        columns[f"{role}_col"] = extra_values(role, rng)
         args += [f"--{role.replace('_', '-')}", f"{role}_col"]
     eta = 0.8 * x1 - 0.5 * x2 + (g == "b")
     if spec.target == "optional":  # two clusters, so that a mixture has something to find
@@ -52,6 +53,24 @@ def tiny_table(spec, rng) -> tuple[str, list[str]]:
     header = ",".join(columns)
     rows = [",".join(str(v) for v in row) for row in zip(*columns.values())]
     return header + "\n" + "\n".join(rows) + "\n", args
+
+
+def extra_values(role: str, rng) -> np.ndarray:
+    """Values of an extra column in its role's domain: weights >= 0 (one of them 0, which
+    leaves the fit), labels for clusters (8 of them), small numbers otherwise (an offset)."""
+    kind = EXTRA_ROLES[role]
+    if kind.labels:
+        return np.array([f"c{i % 8}" for i in rng.permutation(N)])
+    if kind.domain == "nonnegative":
+        values = rng.uniform(0.2, 2.0, N).round(3)
+        values[5] = 0.0
+        return values
+    assert kind.domain is None, f"tiny_table has no values for the domain {kind.domain}"
+    return rng.uniform(-0.5, 0.5, N).round(3)
+
+
+#: Each role's neutral value: the fit without the column (labels: each row its own cluster).
+NEUTRAL = {"offset": "0", "weights": "1"}
 
 
 @pytest.fixture(params=MODELS)
@@ -158,23 +177,24 @@ def test_training_from_chunks_is_valid_and_deterministic(runner, case, strict_js
 
 
 def test_extra_columns_reach_the_fit(runner, case, tmp_path):
-    """A declared extra column changes the fit: the solver reads it under its role."""
+    """Each declared extra column changes the fit: the solver reads it under its role."""
     spec, path, args, _ = case
     if not spec.extra_columns:
         pytest.skip("no extra columns")
     with_extras = json.loads(fit(runner, spec, path, args, "--json", "-q").stdout)
     text = Path(path).read_text().splitlines()
     header = text[0].split(",")
-    zeroed = [text[0]]
-    for line in text[1:]:
-        cells = line.split(",")
-        for role in spec.extra_columns:
-            cells[header.index(f"{role}_col")] = "0"
-        zeroed.append(",".join(cells))
-    other = tmp_path / "zeroed.csv"
-    other.write_text("\n".join(zeroed) + "\n")
-    without = json.loads(fit(runner, spec, str(other), args, "--json", "-q").stdout)
-    assert with_extras["metrics"] != without["metrics"]
+    for role in spec.extra_columns:
+        neutral = [text[0]]
+        for i, line in enumerate(text[1:]):
+            cells = line.split(",")
+            cells[header.index(f"{role}_col")] = NEUTRAL.get(role, f"row{i}")
+            neutral.append(",".join(cells))
+        other = tmp_path / f"no_{role}.csv"
+        other.write_text("\n".join(neutral) + "\n")
+        without = json.loads(fit(runner, spec, str(other), args, "--json", "-q").stdout)
+        keys = ("metrics", "coefficients")
+        assert [with_extras.get(k) for k in keys] != [without.get(k) for k in keys], role
 
 
 def test_plot_is_written(runner, case):

@@ -245,6 +245,17 @@ def config_option(config_cls, field: str, help: str, type=None, **kwargs):
     )
 
 
+def weights_option(f):
+    """--weights COL: prior weights, as R's lm and glm weights=."""
+    return click.option(
+        "--weights",
+        metavar="COL",
+        help="Column of prior weights (R's weights= in lm and glm): row i counts w_i times "
+        "in the sums of the fit (its variance is dispersion / w_i). Weights must be >= 0; "
+        "rows of weight 0 are left out of the fit (not of predict).",
+    )(f)
+
+
 def strict_option(f):
     """--strict: non-convergence becomes exit code 5."""
     return click.option(

@@ -13,6 +13,7 @@ from mlfit.commands import (
     max_iter_option,
     output_options,
     selection,
+    weights_option,
 )
 from mlfit.runner import Output, run_fit
 from mlfit.solvers.logreg import Config
@@ -36,6 +37,7 @@ METHODS = ("auto", "newton", "lbfgs", "batch", "minibatch", "sgd")
     show_default=True,
     help="balanced: weight each row by n / (classes * rows of its class).",
 )
+@weights_option
 @click.option("--multiclass", is_flag=True, help="Softmax regression even for two classes.")
 @click.option(
     "--holdout",
@@ -70,6 +72,7 @@ def command(
     max_iter,
     l2,
     class_weight,
+    weights,
     multiclass,
     holdout,
     threshold,
@@ -115,4 +118,5 @@ def command(
         Output(as_json, save, quiet, plot),
         poly=poly,
         strict=strict,
+        extras={"weights": weights},
     )

@@ -16,12 +16,19 @@ from mlfit.commands import (
     output_options,
     selection,
     strict_option,
+    weights_option,
 )
 from mlfit.runner import Output, run_fit
 from mlfit.solvers import family
+from mlfit.solvers.links import LINKS as LINKS_REGISTRY
 from mlfit.solvers.newton import Config
 
 FAMILIES = list(family.FAMILIES)  # a family added to mlfit/solvers/family.py appears here
+LINKS = list(LINKS_REGISTRY)  # and a link added to mlfit/solvers/links.py
+#: "gaussian (identity, log, inverse); ...": each family's links, its default first.
+FAMILY_LINKS = "; ".join(
+    f"{name} ({', '.join(cls.links)})" for name, cls in family.FAMILIES.items() if name == cls.name
+)
 
 
 @click.command("newton")
@@ -33,8 +40,22 @@ FAMILIES = list(family.FAMILIES)  # a family added to mlfit/solvers/family.py ap
     type=click.Choice(FAMILIES),
     default=Config.family,
     show_default=True,
-    help="Response distribution and its canonical link: gaussian (identity), bernoulli "
-    "or logistic (logit), poisson (log).",
+    help="Response distribution (logistic is an alias of bernoulli).",
+)
+@click.option(
+    "--link",
+    type=click.Choice(LINKS),
+    default=None,
+    help=f"Link function g(mu) = eta; the family's default when omitted. Per family, "
+    f"default first: {FAMILY_LINKS}. A non-canonical link is fitted by Fisher scoring.",
+)
+@click.option(
+    "--nb-alpha",
+    type=FiniteFloat(min=0, min_open=True),
+    default=None,
+    metavar="A",
+    help="negative-binomial: fix alpha in V(mu) = mu + alpha mu^2 (default: estimated by "
+    "maximum likelihood, reported with its standard error, as MASS's glm.nb).",
 )
 @max_iter_option(Config)
 @click.option(
@@ -55,6 +76,7 @@ FAMILIES = list(family.FAMILIES)  # a family added to mlfit/solvers/family.py ap
     help="Column added to the linear predictor with "
     "coefficient 1 (e.g. log exposure for Poisson rates).",
 )
+@weights_option
 @chunk_rows_option("one pass per iteration")
 @strict_option
 @output_options
@@ -67,10 +89,13 @@ def command(
     intercept,
     poly,
     family_name,
+    link,
+    nb_alpha,
     max_iter,
     tol,
     l2,
     offset,
+    weights,
     chunk_rows,
     strict,
     as_json,
@@ -92,11 +117,22 @@ def command(
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --json | jq .coefficients
     """
     fam = family.family(family_name)
+    if link is not None and link not in fam.links:
+        raise click.BadParameter(
+            f"the {fam.name} family takes {', '.join(fam.links)}, not {link!r}.",
+            param_hint="'--link'",
+        )
+    if nb_alpha is not None and fam.name != "negative-binomial":
+        raise click.BadParameter(
+            "only the negative-binomial family has an alpha.", param_hint="'--nb-alpha'"
+        )
     sel = selection(target, features, drop, na)
     if fam.domain:  # checked as the rows are read, so a message names the file's row
         sel = dataclasses.replace(sel, target_domain=(fam.domain, f"the {fam.name} family"))
     config = Config(
         family=fam.name,  # aliases resolved: logistic -> bernoulli
+        link=link,
+        nb_alpha=nb_alpha,
         max_iter=max_iter,
         tol=tol,
         l2=l2,
@@ -111,5 +147,5 @@ def command(
         poly=poly,
         chunk_rows=chunk_rows,
         strict=strict,
-        extras={"offset": offset} if offset else None,
+        extras={"offset": offset, "weights": weights},
     )

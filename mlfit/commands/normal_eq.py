@@ -11,6 +11,7 @@ from mlfit.commands import (
     l2_option,
     output_options,
     selection,
+    weights_option,
 )
 from mlfit.runner import Output, run_fit
 from mlfit.solvers.normal_eq import Config
@@ -22,10 +23,24 @@ from mlfit.solvers.normal_eq import Config
 @l2_option(
     Config, "LAMBDA * sum(coef^2) (ridge)", " Standard errors are not reported for ridge fits."
 )
+@weights_option
 @chunk_rows_option("in one pass")
 @output_options
 def command(
-    data, target, features, drop, na, intercept, poly, l2, chunk_rows, as_json, save, plot, quiet
+    data,
+    target,
+    features,
+    drop,
+    na,
+    intercept,
+    poly,
+    l2,
+    weights,
+    chunk_rows,
+    as_json,
+    save,
+    plot,
+    quiet,
 ):
     """Exact least squares by QR, with standard errors, t tests and R².
 
@@ -39,6 +54,7 @@ def command(
         mlfit normal-eq sample_data/houses.csv -y price
         mlfit normal-eq sample_data/houses.csv -y price --json | jq .metrics.r_squared
         mlfit normal-eq big.csv.gz --chunk-rows 100000
+        mlfit normal-eq survey.csv -y income --weights w
     """
     run_fit(
         "normal-eq",
@@ -48,4 +64,5 @@ def command(
         Output(as_json, save, quiet, plot),
         poly=poly,
         chunk_rows=chunk_rows,
+        extras={"weights": weights},
     )

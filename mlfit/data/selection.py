@@ -28,7 +28,10 @@ class Selection:
     kind a feature must have (predict passes the fitted model's).  roles: column -> what it is
     for, named in messages.  passthrough: columns copied unvalidated (predict --id); CSV/TSV
     text is kept as written ('007' stays '007'), so a passed-through CSV column that is also a
-    feature should have a declared kind.
+    feature should have a declared kind.  extra_domains: role -> (a key of
+    mlfit.domains.TARGET_DOMAINS, who needs it), checked as rows are read (weights must be
+    non-negative).  label_extras: roles whose column holds labels (numbers or text, kept as
+    read; CSV text as written), e.g. cluster ids: checked for missing values only.
     """
 
     target: str | None = None
@@ -44,6 +47,8 @@ class Selection:
     dialect: Dialect = field(default_factory=Dialect)  # how CSV/TSV text is split and read
     # (a key of mlfit.domains.TARGET_DOMAINS, who needs it: 'the poisson family') or None
     target_domain: tuple[str, str] | None = None
+    extra_domains: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
+    label_extras: tuple[str, ...] = ()
 
     def __post_init__(self):
         # Wrong values here are programming errors, not user errors: ValueError, not DataError.
@@ -54,13 +59,14 @@ class Selection:
         bad = {k for k in self.kinds.values() if k not in FEATURE_KINDS}
         if bad:
             raise ValueError(f"kinds must be one of {FEATURE_KINDS}, not {sorted(bad)}")
-        for name in ("extras", "kinds", "roles"):
+        for name in ("extras", "kinds", "roles", "extra_domains"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def csv_text(self) -> list[str]:
         """Columns a CSV/TSV reader must keep as strings from the first block on."""
         text = [c for c, k in self.kinds.items() if k == "text"]
-        return list(dict.fromkeys([*text, *self.passthrough]))
+        labels = [self.extras[r] for r in self.label_extras if r in self.extras]
+        return list(dict.fromkeys([*text, *self.passthrough, *labels]))
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class _Columns:
     roles: dict[str, str]  # column -> e.g. "the offset", for messages
     na: str
     target_domain: tuple[str, str] | None = None  # as Selection.target_domain
+    extra_domains: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # as Selection
+    label_extras: tuple[str, ...] = ()  # as Selection
 
     @property
     def used(self) -> list[str]:
@@ -88,6 +96,9 @@ class _Columns:
     def must_be_numeric(self, name: str) -> bool:
         if name == self.target:
             return self.target_kind == "numeric"
+        labels = {self.extras[r] for r in self.label_extras if r in self.extras}
+        if name in labels:
+            return False
         return name in self.extras.values() or self.kinds.get(name) == "numeric"
 
     def named(self, name: str) -> str:
@@ -231,6 +242,8 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
         roles,
         sel.na,
         sel.target_domain if target else None,
+        {r: d for r, d in sel.extra_domains.items() if r in sel.extras},
+        tuple(sel.label_extras),
     )
 
 

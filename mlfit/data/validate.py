@@ -11,7 +11,7 @@ from mlfit.data.convert import _column_to_numpy, _read_arrow_table, numbers_as_t
 from mlfit.data.parse_errors import _lines, _RowNames
 from mlfit.data.selection import Selection, _check_header, _Columns, _resolve
 from mlfit.data.sources import _Source
-from mlfit.domains import domain_message, outside
+from mlfit.domains import column_domain_message, domain_message, outside
 from mlfit.errors import DataError
 
 
@@ -174,6 +174,8 @@ def _validate(
                 )
     if columns.target_domain and not problems and cols[columns.target].dtype != object:
         problems.domain = _outside_domain(columns, cols[columns.target], keep, rows)
+    if columns.extra_domains and not problems:  # e.g. weights: non-negative
+        problems.domain = _extra_outside_domain(columns, cols, keep, rows)
     if problems:
         return None, problems
     dropped = 0 if keep is None else int(n_rows - keep.sum())
@@ -202,6 +204,19 @@ def _outside_domain(columns: _Columns, y: np.ndarray, keep, rows: _RowNames) -> 
     row = int(bad[0] if keep is None else np.flatnonzero(keep)[bad[0]])
     where = f"{rows(row)} of {columns.source}"
     return domain_message(domain, columns.target, needed_by, where, y[bad[0]])
+
+
+def _extra_outside_domain(columns: _Columns, cols: dict, keep, rows: _RowNames) -> str | None:
+    """The message for the first value of an extra column outside its role's domain."""
+    for role, (domain, needed_by) in columns.extra_domains.items():
+        name = columns.extras[role]
+        bad = np.flatnonzero(outside(domain, cols[name]))
+        if len(bad):
+            row = int(bad[0] if keep is None else np.flatnonzero(keep)[bad[0]])
+            where = f"{rows(row)} of {columns.source}"
+            value = cols[name][bad[0]]
+            return column_domain_message(columns.named(name), domain, needed_by, where, value)
+    return None
 
 
 def _missing(values: np.ndarray) -> np.ndarray:

@@ -59,13 +59,32 @@ THRESHOLD = PredictOption(
 
 
 @dataclass(frozen=True)
+class ExtraRole:
+    """What an extra (non-feature) column is for, so that the validator, the runner and
+    predict treat every role the same way whichever model declares it."""
+
+    help: str  # what it is, for messages: "prior weights"
+    domain: str | None = None  # a key of mlfit.domains.TARGET_DOMAINS its values must be in
+    labels: bool = False  # holds labels (numbers or text, kept as read), not numbers
+    at_predict: bool = True  # predict reads it too (an offset); else the fit alone (weights)
+
+
+#: Every role a model may declare in ModelSpec.extra_columns; the flag is --ROLE.
+EXTRA_ROLES = {
+    "offset": ExtraRole("the offset"),
+    "weights": ExtraRole("prior weights", domain="nonnegative", at_predict=False),
+    "cluster": ExtraRole("cluster-robust standard errors", labels=True, at_predict=False),
+}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What the CLI needs to know about a model before importing it."""
 
     name: str  # the subcommand and the model file's "method"
     summary: str  # one line for `mlfit --help`
     target: str  # one of TARGET_KINDS
-    extra_columns: tuple[str, ...] = ()  # roles of numeric non-feature columns, e.g. "offset"
+    extra_columns: tuple[str, ...] = ()  # roles (keys of EXTRA_ROLES) of non-feature columns
     predict_options: tuple[PredictOption, ...] = ()
     sum_over_rows: bool = False  # the fit is a sum over rows: fit_chunks gives the same answer
     trains_from_chunks: bool = False  # fit_chunks trains from the stream (a different shuffle)
@@ -83,6 +102,7 @@ SOLVERS: dict[str, ModelSpec] = {
             "normal-eq",
             "Exact least squares by QR, with standard errors, t tests and R².",
             target="numeric",
+            extra_columns=("weights",),
             sum_over_rows=True,
             plots=("diagnostics",),
         ),
@@ -96,7 +116,7 @@ SOLVERS: dict[str, ModelSpec] = {
             "newton",
             "GLMs by Newton's method: Gaussian, logistic, Poisson.",
             target="numeric",
-            extra_columns=("offset",),
+            extra_columns=("offset", "weights"),
             sum_over_rows=True,
             plots=("diagnostics", "loss"),
         ),
@@ -104,6 +124,7 @@ SOLVERS: dict[str, ModelSpec] = {
             "logreg",
             "Logistic regression; softmax for more than two classes.",
             target="label",
+            extra_columns=("weights",),
             predict_options=(PROBA, THRESHOLD),
             plots=("roc", "calibration", "loss"),
         ),

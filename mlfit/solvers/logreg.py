@@ -186,12 +186,20 @@ def _choose(config: Config, n_params: int) -> str:
 def fit(
     data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """data.X: (n, p) without intercept; data.y: (n,) class labels (numbers or text).
+    """data.X: (n, p) without intercept; data.y: (n,) class labels (numbers or text);
+    data.extra("weights"): (n,) prior weights >= 0 or None (R's glm(weights =)): rows of
+    weight 0 are left out of the fit and of its metrics, not of predict.
 
     Exactly collinear columns are aliased as in R's glm: fitted without them, they get no
     estimate and count as 0 in predictions (unless --l2 makes every column estimable)."""
+    prior = data.extra("weights")
+    used = data.X if prior is None else data.X[np.asarray(prior) > 0]
+    if len(used) == 0:
+        raise DataError(
+            f"Every row of {data.source} has weight 0 (--weights): none is left to fit."
+        )
     aliased = (
-        aliased_design_columns(data.X, config.intercept)
+        aliased_design_columns(used, config.intercept)
         if config.l2 == 0 and data.X.shape[1]
         else np.zeros(data.X.shape[1] + config.intercept, dtype=bool)
     )
@@ -230,18 +238,24 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
     start = time.perf_counter()
     X, names, target = data.X, data.names, data.target
     codes_all, labels, train, test = classes.split(data, config.holdout, config.seed)
+    prior = data.extra("weights")
+    if prior is not None:  # rows of weight 0 leave the fit (train) and the holdout metrics
+        prior = np.asarray(prior, dtype=float)
+        train = train[prior[train] > 0]
+        test = None if test is None else test[prior[test] > 0]
     K = len(labels)
-    check_rows(len(codes_all), X.shape[1] + config.intercept)
+    check_rows(len(train), X.shape[1] + config.intercept)
     codes = codes_all[train]
-    Xt = X[train] if test is not None else X
+    Xt = X[train] if test is not None or len(train) < len(X) else X
     if len(np.unique(codes)) < K:
         raise DataError(
-            "--holdout leaves a class out of the training rows; use a smaller fraction."
+            "A class has no training rows: --holdout leaves it out (use a smaller "
+            "fraction) or every row of it has weight 0 (--weights)."
         )
-    weights = np.ones(len(codes))
-    if config.class_weight == "balanced":
+    weights = np.ones(len(codes)) if prior is None else prior[train]
+    if config.class_weight == "balanced":  # row counts, as scikit-learn's; times the priors
         counts = np.bincount(codes, minlength=K)
-        weights = len(codes) / (K * counts[codes])
+        weights = weights * (len(codes) / (K * counts[codes]))
     n_params = (Xt.shape[1] + config.intercept) * (K - 1 if (K > 2 or config.multiclass) else 1)
     method = _choose(config, n_params)
     feature_names = list(names)
@@ -276,10 +290,11 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
         table.update(z_table(table["estimate"], table["std_error"]))
     decide = _decider(config, problem.softmax)
     metrics = classification_metrics(codes, P_train, labels, decide(P_train))
-    metrics["log_likelihood"] = float(
-        np.sum(np.log(np.clip(P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0)))
-    )
-    metrics.update(_against_null(metrics["log_likelihood"], codes, K, B.size, config))
+    log_p = np.log(np.clip(P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0))
+    # with prior weights sum w log p: R's logLik of a binomial glm with integer weights
+    prior_t = None if prior is None else prior[train]
+    metrics["log_likelihood"] = float(np.sum(log_p) if prior_t is None else prior_t @ log_p)
+    metrics.update(_against_null(metrics["log_likelihood"], codes, K, B.size, config, prior_t))
     if test is not None:
         P_test = _probabilities(X[test], B, config.intercept, problem.softmax)
         metrics["holdout"] = classification_metrics(codes_all[test], P_test, labels, decide(P_test))
@@ -319,12 +334,14 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
     )
 
 
-def _against_null(loglik: float, codes: np.ndarray, K: int, n_params: int, config) -> dict:
+def _against_null(
+    loglik: float, codes: np.ndarray, K: int, n_params: int, config, prior=None
+) -> dict:
     """The null model's log-likelihood (the class frequencies with an intercept; every class
     equally likely without), McFadden's pseudo-R² and the likelihood-ratio test, as newton
     reports them.  Not for penalised or class-weighted fits, which maximise another function."""
-    counts = np.bincount(codes, minlength=K).astype(float)
-    n = float(len(codes))
+    counts = np.bincount(codes, weights=prior, minlength=K).astype(float)  # prior: weighted
+    n = float(counts.sum())
     if config.intercept:
         null = float(np.sum(counts * np.log(counts / n)))
     else:

@@ -15,13 +15,16 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
+from mlfit import engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
 from mlfit.errors import DataError, FitError
 from mlfit.numerics import add_intercept
-from mlfit.params import read_choice
+from mlfit.params import ParamsError, read_choice, read_float
+from mlfit.solvers import nb_alpha
 from mlfit.solvers.family import FAMILIES
 from mlfit.solvers.family import family as get_family
 from mlfit.solvers.linear import LinearParams, check_rows
@@ -62,7 +65,9 @@ VANISHING_ETA = -20.0
 
 @dataclass(frozen=True)
 class Config:
-    family: str = "gaussian"  # gaussian | bernoulli (alias logistic) | poisson
+    family: str = "gaussian"  # a key of mlfit.solvers.family.FAMILIES
+    link: str | None = None  # one of the family's links; None: its default
+    nb_alpha: float | None = None  # negative-binomial: fixed alpha; None: estimated
     max_iter: int = 100
     tol: float = 1e-12
     l2: float = 0.0  # penalty (l2 / 2) * ||coef||^2 on the log-likelihood; intercept free
@@ -73,24 +78,37 @@ class Config:
 class Params(LinearParams):
     family: str = "gaussian"
     link: str = "identity"
+    nb_alpha: float | None = None  # the negative binomial's alpha (diagnostics need V(mu))
 
     def to_dict(self) -> dict:
-        return {"family": self.family, "link": self.link, **super().to_dict()}
+        extra = {} if self.nb_alpha is None else {"nb_alpha": self.nb_alpha}
+        return {"family": self.family, "link": self.link, **extra, **super().to_dict()}
 
     @classmethod
     def read_fields(cls, d: dict, n_columns: int) -> dict:
         name = read_choice(d, "family", sorted(FAMILIES))
-        link = read_choice(d, "link", [get_family(name).link])
-        return {**super().read_fields(d, n_columns), "family": name, "link": link}
+        link = read_choice(d, "link", list(FAMILIES[name].links))
+        fields = {**super().read_fields(d, n_columns), "family": name, "link": link}
+        if name == "negative-binomial":
+            alpha = read_float(d, "nb_alpha")
+            if not alpha > 0:
+                raise ParamsError(f"'nb_alpha' is {alpha}; it must be positive")
+            fields["nb_alpha"] = alpha
+        return fields
+
+    def family_object(self):
+        return get_family(self.family, self.link, self.nb_alpha)
 
     def mean(self, X, offset=None) -> np.ndarray:
         """The fitted mean response: the inverse link of the linear predictor (+ offset)."""
         eta = self.linear_predictor(X)
-        return get_family(self.family).mean(eta if offset is None else eta + offset)
+        return self.family_object().mean(eta if offset is None else eta + offset)
 
 
 class _Blocks:
-    """Re-iterable (A, y, offset, weights) blocks: A has the intercept column when asked."""
+    """Re-iterable (A, y, offset, weights) blocks: A has the intercept column when asked;
+    weights are the prior weights (R's glm(weights =)), ones without, and rows of weight 0
+    are left out here, so every sum, count and check of the fit is over the rows it uses."""
 
     def __init__(self, chunks: Iterable[ModelData], intercept: bool):
         self._chunks = chunks
@@ -102,17 +120,23 @@ class _Blocks:
             y = np.asarray(chunk.y, dtype=float)
             offset = chunk.extra("offset")
             offset = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=float)
-            yield A, y, offset, np.ones(len(y))
+            weights = chunk.extra("weights")
+            if weights is None:
+                yield A, y, offset, np.ones(len(y))
+                continue
+            weights = np.asarray(weights, dtype=float)
+            used = weights > 0
+            if not used.all():
+                A, y, offset, weights = A[used], y[used], offset[used], weights[used]
+            if len(y):
+                yield A, y, offset, weights
 
 
 def _summed(fam, blocks, pen):
     """objective(beta): log-likelihood, gradient and information summed over the blocks."""
 
-    def objective(beta):
-        total = None
-        for A, y, offset, weights in blocks:
-            part = fam.objective(A, y, beta, offset, weights, None)
-            total = list(part) if total is None else [t + q for t, q in zip(total, part)]
+    def objective(beta):  # one pass per call: a loop here, per partition on a cluster
+        total = engine.over_partitions(blocks, partial(_objective_sums, fam, beta), _add_parts)
         if pen is not None:
             total[0] -= 0.5 * float(np.sum(pen * beta * beta))
             total[1] = total[1] - pen * beta
@@ -120,6 +144,19 @@ def _summed(fam, blocks, pen):
         return tuple(total)
 
     return objective
+
+
+def _objective_sums(fam, beta, blocks) -> list:
+    """Log-likelihood, gradient and information at beta, summed over the blocks."""
+    total = None
+    for A, y, offset, weights in blocks:
+        part = fam.objective(A, y, beta, offset, weights, None)
+        total = list(part) if total is None else [t + q for t, q in zip(total, part)]
+    return total
+
+
+def _add_parts(a: list, b: list) -> list:
+    return [t + q for t, q in zip(a, b)]
 
 
 def fit(
@@ -134,16 +171,33 @@ def fit_chunks(
     chunks: Iterable[ModelData], config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
     """chunks: re-iterable; one pass over them per iteration."""
-    first = next(iter(chunks), None)
-    names, target = (first.names, first.target) if first is not None else (None, "y")
-    return _fit(
-        _Blocks(chunks, config.intercept), config, on_progress, names, target, in_memory=False
-    )
+    first = engine.first(chunks, _names_and_target)  # computed where the chunks live
+    names, target = first if first is not None else (None, "y")
+    blocks = engine.expand(chunks, partial(_each, _Blocks, config.intercept))
+    return _fit(blocks, config, on_progress, names, target, in_memory=False)
 
 
-def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
+def _names_and_target(chunk: ModelData):
+    return chunk.names, chunk.target
+
+
+def _each(wrapper, arg, item):
+    """wrapper([item], arg): a blocks wrapper (_Blocks, _Columns, _Constant) applied to one
+    chunk or block where it lives (engine.expand); in order, the same blocks as over all."""
+    return wrapper([item], arg)
+
+
+def _fit(blocks, config, on_progress, names, target, in_memory, fam=None) -> FitResult:
+    """fam: the family to fit (None: the config's; for the negative binomial without
+    --nb-alpha, alpha is estimated around fits at fixed alphas)."""
     start = time.perf_counter()
-    fam = get_family(config.family)
+    if fam is None and config.family == "negative-binomial" and config.nb_alpha is None:
+        fit_at = lambda f: _fit(blocks, config, on_progress, names, target, in_memory, f)
+        result = nb_alpha.estimate(fit_at, blocks, config.link, config.intercept)
+        result.info["fit_seconds"] = time.perf_counter() - start
+        return result
+    if fam is None:
+        fam = get_family(config.family, config.link, config.nb_alpha)
     stats = _scan(fam, blocks, target)
     p = stats["p"]
     labels = (["intercept"] if config.intercept else []) + (
@@ -160,12 +214,23 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
     if config.intercept:
         mu = fam.start_mu(np.array([stats["y_mean"]]))
         beta0[0] = float(fam.link_fn(mu)[0]) - stats["offset_mean"]
+        if not math.isfinite(beta0[0]):
+            raise FitError(
+                f"The {fam.link} link is not defined at the mean of '{target}' "
+                f"({stats['y_mean']:g}), where the fit starts. Choose another --link."
+            )
+    if not fam.canonical and not math.isfinite(_final_pass(fam, blocks, beta0)["loglik"]):
+        raise FitError(
+            f"The {fam.link} link puts fitted means outside the {fam.name} family's range "
+            f"at the starting values (mean of '{target}' plus the offset, where given). "
+            "Choose another --link."
+        )
     try:
         opt = newton(
             _summed(fam, blocks, pen),
             beta0,
             config.max_iter,
-            config.tol,
+            config.tol if fam.fisher_is_newton else config.tol**2,  # linear convergence
             on_progress,
             stats["saturated_loglik"],
         )
@@ -173,7 +238,7 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
         aliased = _aliased(blocks, p)
         if aliased.any() and not aliased.all():
             keep = np.flatnonzero(~aliased)
-            subset = _Columns(blocks, keep)
+            subset = engine.expand(blocks, partial(_each, _Columns, keep))
             result = _fit(
                 list(subset) if in_memory else subset,
                 config,
@@ -181,6 +246,7 @@ def _fit(blocks, config, on_progress, names, target, in_memory) -> FitResult:
                 [labels[j] for j in keep][config.intercept :],
                 target,
                 in_memory,
+                fam,
             )
             return _with_aliased(result, aliased, labels, config)
         if (
@@ -234,6 +300,18 @@ def _weighted_least_squares(fam, blocks, beta, refine: bool) -> LeastSquares:
     (TSQR), refined in extended precision in memory.  At the Newton estimate this returns it
     again, to the last digits, with (A'WA)^-1 from R rather than from a Cholesky factor of
     A'WA, whose condition number is the square of the design's."""
+    weighted = partial(_weighted_r, fam, beta, refine)
+    R_aug, rows = engine.over_partitions(blocks, weighted, _stack_weighted)
+    in_memory = (rows[0][0], None, rows[0][1]) if refine and len(rows) == 1 else None
+    return solve_r(R_aug, RANK_TOL, None, in_memory)
+
+
+def _stack_weighted(a: tuple, b: tuple) -> tuple:
+    return qr_r(np.vstack([a[0], b[0]])), a[1] + b[1]
+
+
+def _weighted_r(fam, beta, refine: bool, blocks) -> tuple:
+    """R of sqrt(W) [A | z] over the blocks (TSQR), and the weighted rows when refine."""
     R_aug, rows = None, []
     for A, y, offset, weights in blocks:
         sqrt_w, b = fam.working(y, A @ beta + offset, offset)
@@ -252,8 +330,7 @@ def _weighted_least_squares(fam, blocks, beta, refine: bool) -> LeastSquares:
             R_aug = qr_r(M)
         if refine:
             rows.append((A * sqrt_w[:, None], b))
-    in_memory = (rows[0][0], None, rows[0][1]) if refine and len(rows) == 1 else None
-    return solve_r(R_aug, RANK_TOL, None, in_memory)
+    return R_aug, rows
 
 
 def _irls_by_qr(fam, blocks, beta, config, on_progress, in_memory) -> Optimum | None:
@@ -298,13 +375,24 @@ def _irls_by_qr(fam, blocks, beta, config, on_progress, in_memory) -> Optimum | 
 def _aliased(blocks, p: int) -> np.ndarray:
     """Columns of A in the span of the columns before them, as normal-eq and R's glm find
     them: from a QR of the unweighted design (positive weights do not change its rank)."""
+    R = engine.over_partitions(blocks, partial(_design_r, p), _stack_r)
+    R = np.triu(R[:p])
+    return aliased_columns(R, RANK_TOL)
+
+
+def _design_r(p: int, blocks) -> np.ndarray | None:
+    """R of the blocks' unweighted design (TSQR over cache-sized row blocks)."""
     R = None
     for A, *_ in blocks:
         step = max(p, BLOCK_BYTES // (8 * p))
         for i in range(0, len(A), step):
             R = qr_r(A[i : i + step] if R is None else np.vstack([R, A[i : i + step]]))
-    R = np.triu(R[:p])
-    return aliased_columns(R, RANK_TOL)
+    return R
+
+
+def _stack_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """R of two partitions' rows from theirs (TSQR)."""
+    return qr_r(np.vstack([a, b]))
 
 
 class _Columns:
@@ -367,6 +455,17 @@ def _check_single_columns(fam, columns: ColumnSummary, labels, intercept, target
 def _scan(fam, blocks, target) -> dict:
     """One pass: row count, parameter count, weighted mean of y and offset, the per-column
     ranges of each class (for the single-column checks); checks y."""
+    sums = engine.over_partitions(blocks, partial(_scan_sums, fam, target), _merge_scans)
+    n, p, sw, swy, soff, y_min, y_max, columns, saturated, has_offset = sums or _scan_sums(
+        fam, target, []
+    )
+    if n == 0:
+        raise DataError("No data rows to fit.")
+    return _scanned(fam, target, n, p, sw, swy, soff, y_min, y_max, columns, saturated, has_offset)
+
+
+def _scan_sums(fam, target, blocks) -> tuple:
+    """_scan's sums over the blocks (merged over partitions by _merge_scans)."""
     n, p, sw, swy, soff, y_min, y_max = 0, 0, 0.0, 0.0, 0.0, math.inf, -math.inf
     columns = ColumnSummary()
     saturated = 0.0
@@ -382,8 +481,27 @@ def _scan(fam, blocks, target) -> dict:
         soff += float(offset.sum())
         has_offset = has_offset or bool(np.any(offset))
         y_min, y_max = min(y_min, float(y.min())), max(y_max, float(y.max()))
-    if n == 0:
-        raise DataError("No data rows to fit.")
+    return n, p, sw, swy, soff, y_min, y_max, columns, saturated, has_offset
+
+
+def _merge_scans(a: tuple, b: tuple) -> tuple:
+    n, p, sw, swy, soff, y_min, y_max, columns, saturated, has_offset = a
+    return (
+        n + b[0],
+        max(p, b[1]),
+        sw + b[2],
+        swy + b[3],
+        soff + b[4],
+        min(y_min, b[5]),
+        max(y_max, b[6]),
+        columns.merged(b[7]),
+        saturated + b[8],
+        has_offset or b[9],
+    )
+
+
+def _scanned(fam, target, n, p, sw, swy, soff, y_min, y_max, columns, saturated, has_offset):
+    """_scan's checks and summary from its sums."""
     check_rows(n, p)
     if fam.name == "bernoulli" and y_min == y_max:
         raise DataError(
@@ -405,15 +523,40 @@ def _scan(fam, blocks, target) -> dict:
 
 
 def _final_pass(fam, blocks, beta) -> dict:
-    """Deviance, unscaled log-likelihood and boundary counts at the estimate."""
-    dev, ll, extreme, vanishing = 0.0, 0.0, 0, 0
+    """_final_sums over the blocks: a loop here, per partition on a cluster (all sums)."""
+    return engine.over_partitions(blocks, partial(_final_sums, fam, beta), _add_values)
+
+
+def _add_values(a: dict, b: dict) -> dict:
+    return {key: a[key] + b[key] for key in a}
+
+
+def _final_sums(fam, beta, blocks) -> dict:
+    """Deviance, unscaled log-likelihood and boundary counts at the estimate; log_weights:
+    sum(log w) of the prior weights (R's Gaussian logLik adds half of it)."""
+    dev, ll, extreme, vanishing, log_w = 0.0, 0.0, 0, 0, 0.0
+    dispersion_sums = np.zeros(3)  # Pearson's chi-squared, sum(w), sum(w loglik_constant)
+    profiled = fam.estimates_dispersion and not fam.deviance_is_pearson  # gamma, inv. Gaussian
     for A, y, offset, weights in blocks:
         eta = A @ beta + offset
+        log_w += float(np.sum(np.log(weights)))
         dev += float(weights @ fam.unit_deviance(y, eta))
         ll += float(weights @ fam.parts(y, eta)[2])
         extreme += int(np.sum(np.abs(eta) > EXTREME_ETA))
         vanishing += int(np.sum((eta < VANISHING_ETA) & (y == 0)))
-    return {"deviance": dev, "loglik": ll, "extreme": extreme, "vanishing": vanishing}
+        if profiled:
+            sums = [fam.pearson(y, eta), np.ones_like(y), fam.loglik_constant(y)]
+            dispersion_sums += [float(weights @ v) for v in sums]
+    return {
+        "pearson": dispersion_sums[0],
+        "sum_w": dispersion_sums[1],
+        "loglik_constant": dispersion_sums[2],
+        "deviance": dev,
+        "loglik": ll,
+        "extreme": extreme,
+        "vanishing": vanishing,
+        "log_weights": log_w,
+    }
 
 
 def _check_boundary(fam, blocks, final, opt, target, in_memory):
@@ -446,7 +589,7 @@ def _check_boundary(fam, blocks, final, opt, target, in_memory):
 
 def _null_model(fam, blocks, stats, config) -> tuple[float, float]:
     """Log-likelihood and deviance of the intercept-only model (eta = offset without one)."""
-    ones = _Constant(blocks, 1.0 if config.intercept else 0.0)
+    ones = engine.expand(blocks, partial(_each, _Constant, 1.0 if config.intercept else 0.0))
     beta = np.zeros(1)
     if config.intercept and fam.canonical and not stats["has_offset"]:
         # canonical link, no offset: the score equation sum w (y - mu) = 0 gives mu = mean(y)
@@ -477,12 +620,13 @@ class _Constant:
             yield np.full((len(y), 1), self._value), y, offset, weights
 
 
-def _gaussian_loglik(dev: float, n: int) -> float:
-    """Maximised Gaussian log-likelihood with sigma^2 = dev / n (R's logLik for glm);
+def _gaussian_loglik(dev: float, n: int, log_weights: float = 0.0) -> float:
+    """Maximised Gaussian log-likelihood with sigma^2 = dev / n (R's logLik for glm), plus
+    half the sum of log prior weights (row variances sigma^2 / w, as R's logLik.lm);
     undefined (NaN, null in the JSON) for an exact fit, where sigma is 0."""
     if dev <= 0:
         return math.nan
-    return -0.5 * n * (math.log(2.0 * math.pi * dev / n) + 1.0)
+    return -0.5 * n * (math.log(2.0 * math.pi * dev / n) + 1.0) + 0.5 * log_weights
 
 
 def _glm_result(fam, opt, ls, final, n, labels, null_ll, null_dev, config) -> FitResult:
@@ -495,11 +639,18 @@ def _glm_result(fam, opt, ls, final, n, labels, null_ll, null_dev, config) -> Fi
         dev = ls.rss
     if fam.estimates_dispersion:  # sigma^2 estimated (counted as a parameter), as R's
         # summary.glm: Pearson's chi-squared (the weighted QR's RSS) over the residual df
-        pearson = ls.rss if exact else dev
+        pearson = ls.rss if exact else dev if fam.deviance_is_pearson else final["pearson"]
         dispersion = pearson / df_resid if df_resid > 0 else math.nan
-        loglik, null_ll, k = _gaussian_loglik(dev, n), _gaussian_loglik(null_dev, n), p + 1
+        log_w = final["log_weights"]
+        if fam.deviance_is_pearson:
+            loglik = _gaussian_loglik(dev, n, log_w)
+            null_ll = _gaussian_loglik(null_dev, n, log_w)
+        else:  # gamma, inverse Gaussian: at R's dispersion dev / sum(w) (its logLik and AIC)
+            sums = final["sum_w"], final["loglik_constant"]
+            loglik, null_ll = fam.profile_loglik(dev, *sums), fam.profile_loglik(null_dev, *sums)
+        k = p + fam.extra_parameters
     else:
-        dispersion, loglik, k = 1.0, final["loglik"], p
+        dispersion, loglik, k = 1.0, final["loglik"], p + fam.extra_parameters
     table = {"estimate": opt.beta.copy()}
     if config.l2 == 0 and (ls is None or exact):
         if exact:
@@ -535,9 +686,12 @@ def _glm_result(fam, opt, ls, final, n, labels, null_ll, null_dev, config) -> Fi
         coef=coef[1:] if config.intercept else coef,
         family=fam.name,
         link=fam.link,
+        nb_alpha=fam.alpha if fam.name == "negative-binomial" else None,
     )
     info = {"method": "newton+qr" if ls is not None else "newton", "family": fam.name}
     info["link"] = fam.link
+    if fam.name == "negative-binomial":  # fixed by --nb-alpha, or estimated (nb_alpha.py)
+        metrics["nb_alpha"] = fam.alpha
     if config.l2 > 0:
         info["l2"] = config.l2
     # (A'WA)^-1 for leverage in the diagnostic plots (p x p; the information is X'WX).
@@ -577,7 +731,7 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
         A,
         y,
         eta,
-        get_family(params.family),
+        params.family_object(),
         result.internals["unscaled_cov"],
         result.metrics["dispersion"],
     )

@@ -81,25 +81,38 @@ def _penalty_rows(p: int, config: Config) -> np.ndarray:
 
 
 class _YMoments:
-    """Count, mean and centred sum of squares of y, merged chunk by chunk (Chan et al.)."""
+    """Count, (weighted) mean and centred sum of squares of y, merged chunk by chunk (Chan
+    et al.).  With prior weights w > 0: sw = sum w, mean and m2 weighted, log_w = sum log w
+    (R's logLik of a weighted lm); n counts the rows."""
 
     def __init__(self):
         self.n, self.mean, self.m2, self.sumsq = 0, 0.0, 0.0, 0.0
+        self.sw, self.log_w = 0.0, 0.0
         self.low, self.high = math.inf, -math.inf  # exact: tells a constant target
 
-    def add(self, y: np.ndarray) -> None:
+    def add(self, y: np.ndarray, w: np.ndarray | None = None) -> None:
         n_b = len(y)
         if n_b == 0:
             return
-        mean_b = float(np.mean(y))  # pairwise summation: error about log2(n) * eps
-        d = y - mean_b
-        m2_b = float(d @ d)
-        n = self.n + n_b
+        if w is None:
+            sw_b = float(n_b)
+            mean_b = float(np.mean(y))  # pairwise summation: error about log2(n) * eps
+            d = y - mean_b
+            m2_b = float(d @ d)
+            self.sumsq += float(y @ y)
+        else:
+            sw_b = math.fsum(w)
+            mean_b = float(w @ y) / sw_b
+            d = y - mean_b
+            m2_b = float(w @ (d * d))
+            self.sumsq += float(w @ (y * y))
+            self.log_w += float(np.sum(np.log(w)))
+        sw = self.sw + sw_b
         delta = mean_b - self.mean
-        self.mean += delta * n_b / n
-        self.m2 += m2_b + delta * delta * self.n * n_b / n
-        self.sumsq += float(y @ y)
-        self.n = n
+        self.mean += delta * sw_b / sw
+        self.m2 += m2_b + delta * delta * self.sw * sw_b / sw
+        self.sw = sw
+        self.n += n_b
         self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
 
     def merged(self, other: _YMoments) -> _YMoments:
@@ -107,14 +120,16 @@ class _YMoments:
         as it is, should the task merging it be retried)."""
         out = _YMoments()
         out.n, out.mean, out.m2, out.sumsq = self.n, self.mean, self.m2, self.sumsq
+        out.sw, out.log_w = self.sw, self.log_w
         out.low, out.high = min(self.low, other.low), max(self.high, other.high)
         if other.n:
-            n = self.n + other.n
+            sw = self.sw + other.sw
             delta = other.mean - self.mean
-            out.mean = self.mean + delta * other.n / n
-            out.m2 = self.m2 + other.m2 + delta * delta * self.n * other.n / n
+            out.mean = self.mean + delta * other.sw / sw
+            out.m2 = self.m2 + other.m2 + delta * delta * self.sw * other.sw / sw
             out.sumsq = self.sumsq + other.sumsq
-            out.n = n
+            out.sw, out.log_w = sw, self.log_w + other.log_w
+            out.n = self.n + other.n
         return out
 
 
@@ -140,25 +155,48 @@ def fit(
     data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
     """data.X: (n, p) design without the intercept column; data.y: (n,); data.X_lo, when
-    given, the low parts of products kept in double-double (used by the refinement)."""
+    given, the low parts of products kept in double-double (used by the refinement);
+    data.extra("weights"): (n,) prior weights >= 0 or None (R's lm(weights =))."""
     start = time.perf_counter()
     X, X_lo = data.X, data.X_lo
     y = np.asarray(data.y, dtype=float)
+    w = data.extra("weights")
+    if w is not None:
+        X, y, w, X_lo = _positive(X, y, w, X_lo)
     n, p = len(y), X.shape[1] + (1 if config.intercept else 0)
     # Row blocks that fit in cache: the same TSQR as a chunked fit, and no n x p copy of X.
     block = max(p + 1, BLOCK_BYTES // (8 * (p + 1)))
-    blocks = (ModelData(X[i : i + block], y[i : i + block]) for i in range(0, n, block))
+    blocks = (
+        ModelData(
+            X[i : i + block], y[i : i + block], {} if w is None else {"weights": w[i : i + block]}
+        )
+        for i in range(0, n, block)
+    )
     shift = _extreme_shift(X, config)
     R_aug, moments, _, _ = _accumulate(blocks, config.intercept, shift=shift)
     refine = config.refine if config.refine is not None else n * p <= REFINE_MAX_CELLS
     in_memory = None
     if refine and config.l2 == 0:
         A, A_lo = _design(_shifted(X, shift), _shifted(X_lo, shift), config.intercept)
+        if w is not None:  # the weighted problem: rows times sqrt(w)
+            root = np.sqrt(w)
+            A, y = A * root[:, None], y * root
+            A_lo = None if A_lo is None else A_lo * root[:, None]
         in_memory = (A, A_lo, y)
     result = _solve(R_aug, moments, config, in_memory, data.names, shift)
     on_progress(Step(1, 1, result.metrics["rss"]))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
+
+
+def _positive(X, y, w, X_lo=None):
+    """The rows with a positive prior weight: a zero weight leaves the fit (R's lm.wfit),
+    not predict.  Negative or missing weights never get here (the validator's domain)."""
+    w = np.asarray(w, dtype=float)
+    used = w > 0
+    if used.all():
+        return X, y, w, X_lo
+    return X[used], y[used], w[used], None if X_lo is None else X_lo[used]
 
 
 def fit_chunks(
@@ -195,6 +233,7 @@ def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_pro
     """R of [1 X y] over all chunks (TSQR: stack the running R on each chunk, refactorise),
     the moments of y, the design's column names, and the exponents the columns were scaled
     by (2^shift).  shift: given, or a Config to find it from the first chunk (one pass)."""
+
     # One engine.fold: locally this loop over the chunks; on a cluster each partition's R,
     # merged by stacking two R's and refactorising (the same TSQR, as a tree).
     def done(i: int, total: int) -> None:
@@ -228,8 +267,14 @@ class _TSQRStep:
                 shift = _extreme_shift(chunk.X, shift)
             acc = _TSQR(None, _YMoments(), None, shift)
         y = np.asarray(chunk.y, dtype=float)
-        acc.R = qr_r(_augmented(_shifted(chunk.X, acc.shift), y, self.intercept, acc.R))
-        acc.moments.add(y)
+        X, w = chunk.X, chunk.extra("weights")
+        if w is not None:
+            X, y, w, _ = _positive(X, y, w)
+        M = _augmented(_shifted(X, acc.shift), y, self.intercept, acc.R)
+        if w is not None:  # the weighted problem: the new rows times sqrt(w)
+            M[M.shape[0] - len(y) :] *= np.sqrt(w)[:, None]
+        acc.R = qr_r(M)
+        acc.moments.add(y, w)
         acc.names = chunk.names
         return acc
 
@@ -343,8 +388,11 @@ def _statistics(coef, var_unit, rss, moments, aliased, keep, labels, cond, confi
         f = max(tss - rss, 0.0) / df_model / sigma2  # rss > tss only by rounding
         metrics["f_statistic"] = f
         metrics["f_p_value"] = f_sf(f, df_model, df_resid)
-    if rss > 0:  # AIC and BIC follow from n_parameters (R counts sigma as a parameter)
-        metrics["log_likelihood"] = -0.5 * n * (math.log(2 * math.pi) + math.log(rss / n) + 1.0)
+    if rss > 0:  # AIC and BIC follow from n_parameters (R counts sigma as a parameter);
+        # with prior weights R's logLik.lm adds 0.5 sum(log w) (the rows' variances sigma^2/w)
+        metrics["log_likelihood"] = (
+            -0.5 * n * (math.log(2 * math.pi) + math.log(rss / n) + 1.0) + 0.5 * moments.log_w
+        )
     metrics["condition_number"] = cond
     if cond * EPS > 10.0**-WARN_DIGITS:
         digits = max(0.0, -math.log10(cond * EPS))
