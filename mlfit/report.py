@@ -112,6 +112,8 @@ _METRIC_LABELS = {
     "lr_statistic": "LR test vs null: chi²",
     "lr_df": "LR test vs null: df",
     "lr_p_value": "LR test vs null: p-value",
+    "nb_alpha": "negative binomial alpha",
+    "nb_alpha_std_error": "alpha standard error",
 }
 
 

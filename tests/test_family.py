@@ -293,6 +293,9 @@ def test_family_registry():
         "bernoulli": "Bernoulli",
         "logistic": "Bernoulli",
         "poisson": "Poisson",
+        "gamma": "Gamma",
+        "inverse-gaussian": "InverseGaussian",
+        "negative-binomial": "NegativeBinomial",
     }
     for fam, link in [(Gaussian(), "identity"), (Bernoulli(), "logit"), (Poisson(), "log")]:
         assert fam.link == link

@@ -103,16 +103,21 @@ def command(
     plot,
     quiet,
 ):
-    """GLMs by Newton's method: Gaussian, logistic, Poisson.
+    """GLMs by Newton's method: Gaussian, logistic, Poisson, gamma, inverse Gaussian, NB.
 
-    Fits a GLM (Gaussian, Bernoulli/logistic or Poisson, canonical links) by Newton-Raphson
-    with step-halving. Reports coefficients with standard errors from the inverse Fisher
-    information, z (t for Gaussian) values, p-values and 95% intervals, deviance, null deviance,
-    log-likelihood, AIC, BIC and McFadden's pseudo-R². Separation in a logistic model and a
+    Fits a GLM by Newton-Raphson with step-halving (Fisher scoring for a non-canonical
+    --link). Reports coefficients with standard errors from the inverse expected (Fisher)
+    information, as R's summary.glm, scaled by the dispersion (Pearson's chi-squared over the
+    residual df for gaussian, gamma and inverse-gaussian, with t values; 1 otherwise, with z
+    values), p-values and 95% intervals, deviance, null deviance, log-likelihood and AIC as R
+    computes them, BIC and McFadden's pseudo-R². Separation in a logistic model and a
     singular Hessian stop with exit code 1 and name the cause.
 
     \b
         mlfit newton sample_data/admissions.csv -y admitted --family bernoulli
+        mlfit newton sample_data/admissions.csv -y admitted --family bernoulli --link probit
+        mlfit newton sample_data/houses.csv -y price --drop id --family gamma --link log
+        mlfit newton sample_data/claims.csv -y claims --family negative-binomial --offset log_exposure --drop exposure
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --json | jq .coefficients
     """
