@@ -47,7 +47,7 @@ class Session:
                     n_workers=os.cpu_count() or 1,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # no dashboard on the fixed port 8787 (a warning when taken)
                     silence_logs=logging.ERROR,
                 )
                 self.client = Client(self._cluster, set_as_default=False)
@@ -218,12 +218,12 @@ def _rows(part: _Part) -> tuple[int, int]:
 class _Pass:
     """One pass, scattered once to the workers (not in the graph): the step and merge, the
     expansions applied to each chunk first (engine.expand), and whether step takes the row
-    the item starts at."""
+    the item starts at (None: step is a whole pass over a partition's items, over_partitions)."""
 
     step: object
     combine: object
     expansions: tuple = ()
-    with_start: bool = False
+    with_start: bool | None = False
 
     def items(self, part: _Part):
         items = part.chunks
@@ -233,6 +233,9 @@ class _Pass:
 
 
 def _fold_part(part: _Part, work: _Pass, start: int):
+    if work.with_start is None:  # over_partitions: the pass's own loop, on this partition
+        items = work.items(part)
+        return work.step(items) if items else None
     acc = None
     for item in work.items(part):
         acc = work.step(acc, item, start) if work.with_start else work.step(acc, item)
@@ -299,7 +302,7 @@ class DaskChunks(Partitioned):
         start = time.perf_counter()
         client = self.session.client
         work = _Pass(step, combine, self.expansions, with_start)
-        shared = client.scatter(work, hash=False)
+        shared = _scatter(client, work)
         n = len(self._futures)
         partials = client.map(_fold_part, self._futures, [shared] * n, self._starts, pure=False)
         pending = list(partials)
@@ -328,6 +331,9 @@ class DaskChunks(Partitioned):
         base.seconds += time.perf_counter() - start
         return result
 
+    def over_partitions(self, fn, combine):
+        return self.fold(fn, combine, with_start=None)
+
     def first(self, fn):
         client = self.session.client
         work = _Pass(None, None, self.expansions)
@@ -346,6 +352,18 @@ class DaskChunks(Partitioned):
             for item in work.items(future.result()):
                 base.rows_fetched += n_rows(item)
                 yield item
+
+
+def _scatter(client: Client, value, attempts: int = 5):
+    """The value sent to a worker once (a future), retried when that worker has just died
+    and the scheduler does not know yet."""
+    for attempt in range(attempts):
+        try:
+            return client.scatter(value, hash=False)
+        except OSError:  # CommClosedError: a worker lost on the way
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _cluster_error(exc: BaseException) -> BaseException:

@@ -85,6 +85,9 @@ class Partitioned:
     def expand(self, fn) -> Partitioned:
         raise NotImplementedError
 
+    def over_partitions(self, fn, combine):
+        raise NotImplementedError
+
 
 #: on_done(done, total): partitions (or local chunks, total 0) finished, for progress.
 DoneFn = Callable[[int, int], None]
@@ -114,6 +117,16 @@ def fold(
 def n_rows(item) -> int:
     """Rows of a chunk (ModelData) or of a block (an array)."""
     return item.n_rows if hasattr(item, "n_rows") else len(item)
+
+
+def over_partitions(chunks, fn: Callable, combine: Callable):
+    """fn(chunks) for a pass written as a loop over the whole stream; on a cluster fn of
+    each partition's chunks (a list, on its worker), the results merged by combine(a, b) in
+    order.  fn must then be a sum over its chunks that combine can add; a partition without
+    chunks gives nothing to combine.  Locally this is fn(chunks) itself, bit for bit."""
+    if isinstance(chunks, Partitioned):
+        return chunks.over_partitions(fn, combine)
+    return fn(chunks)
 
 
 def expand(chunks, fn: Callable):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ def cluster():
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
     ) as c:
         yield c
@@ -216,3 +217,52 @@ def test_a_local_fit_never_imports_dask(tmp_path):
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())
+
+
+def test_without_an_address_a_local_cluster_is_started_and_closed(runner, tmp_path):
+    import psutil
+
+    def workers() -> set:  # not multiprocessing's resource tracker: it lives as long as we do
+        found = psutil.Process().children(recursive=True)
+        return {p.pid for p in found if "resource_tracker" not in " ".join(p.cmdline())}
+
+    folder, whole = write(tmp_path, make_table())
+    before = workers()
+    dist = run(runner, "normal-eq", folder, "-y", "y", "--engine", "dask")
+    assert dist["engine"]["scheduler"].startswith("tcp://127.0.0.1:")
+    assert dist["engine"]["workers"] == (os.cpu_count() or 1)
+    assert_same_fit({**run(runner, "normal-eq", whole, "-y", "y"), "data": dist["data"]}, dist)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the workers exit as the cluster closes
+        left = workers() - before
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left
+
+
+def test_a_worker_killed_mid_fit_changes_nothing(runner, tmp_path, cluster, monkeypatch):
+    """Kill the worker holding most partitions after the second pass of a newton fit: Dask
+    reads its partitions again on the other worker, and the answer is the same.  (Last in
+    the module: the cluster's nanny restarts the worker afterwards.)"""
+    folder, whole = write(tmp_path, make_table(n=2000), parts=8)
+    args = MODEL_ARGS["newton"]
+    local = run(runner, "newton", whole, *args)
+    fold, killed = dask_engine.DaskChunks.fold, []
+
+    def fold_then_kill(self, *a, **k):
+        out = fold(self, *a, **k)
+        if getattr(self, "_base", self).passes == 2 and not killed:
+            client = self.session.client
+            held = client.has_what()
+            worker = max(held, key=lambda w: len(held[w]))
+            assert held[worker]  # it holds partitions, which are lost with it
+            os.kill(client.run(os.getpid)[worker], signal.SIGKILL)
+            killed.append(worker)
+        return out
+
+    monkeypatch.setattr(dask_engine.DaskChunks, "fold", fold_then_kill)
+    dist = run(runner, "newton", folder, *args, *on(cluster))
+    assert killed and dist["engine"]["passes"] > 2
+    local["data"]["source"] = folder
+    assert_same_fit(local, dist)

@@ -45,6 +45,21 @@ class ColumnSummary:
             self.pos_nz, self.neg_nz = self.pos_nz + c, self.neg_nz + f
         self.blocks += 1
 
+    def merged(self, other: ColumnSummary) -> ColumnSummary:
+        """The summary of both sets of rows (a new object; for partitions merged in a tree)."""
+        if not other.blocks or not self.blocks:
+            return self if other.blocks == 0 else other
+        out = ColumnSummary()
+        out.blocks = self.blocks + other.blocks
+        out.pos_min, out.pos_max = np.minimum(self.pos_min, other.pos_min), np.maximum(
+            self.pos_max, other.pos_max
+        )
+        out.neg_min, out.neg_max = np.minimum(self.neg_min, other.neg_min), np.maximum(
+            self.neg_max, other.neg_max
+        )
+        out.pos_nz, out.neg_nz = self.pos_nz + other.pos_nz, self.neg_nz + other.neg_nz
+        return out
+
 
 def separating_column(s: ColumnSummary, names: list[str], intercept: bool) -> str | None:
     """Logistic model: a sentence naming a column that alone separates the positive rows from
