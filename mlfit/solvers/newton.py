@@ -37,7 +37,9 @@ from mlfit.solvers.optimize import (
     inverse,
     inverse_diagonal,
     newton,
+    solve_cholesky,
 )
+from mlfit.solvers.sandwich import GLMRows, robust, update_table
 from mlfit.solvers.separation import (
     ColumnSummary,
     separating_column,
@@ -72,6 +74,7 @@ class Config:
     tol: float = 1e-12
     l2: float = 0.0  # penalty (l2 / 2) * ||coef||^2 on the log-likelihood; intercept free
     intercept: bool = True
+    covariance: str = "nonrobust"  # or a robust one of mlfit.solvers.sandwich.COVARIANCES
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
@@ -164,7 +167,8 @@ def fit(
 ) -> FitResult:
     """data.X: (n, p) without intercept; data.y: (n,); data.extra("offset"): (n,) or None."""
     blocks = list(_Blocks([data], config.intercept))
-    return _fit(blocks, config, on_progress, data.names, data.target, in_memory=True)
+    result = _fit(blocks, config, on_progress, data.names, data.target, in_memory=True)
+    return _robust(result, [data], config)
 
 
 def fit_chunks(
@@ -174,7 +178,26 @@ def fit_chunks(
     first = engine.first(chunks, _names_and_target)  # computed where the chunks live
     names, target = first if first is not None else (None, "y")
     blocks = engine.expand(chunks, partial(_each, _Blocks, config.intercept))
-    return _fit(blocks, config, on_progress, names, target, in_memory=False)
+    result = _fit(blocks, config, on_progress, names, target, in_memory=False)
+    return _robust(result, chunks, config)  # the meat: one more pass over the chunks
+
+
+def _robust(result: FitResult, chunks, config: Config) -> FitResult:
+    """With --se robust or --cluster: sandwich standard errors (mlfit.solvers.sandwich, the
+    bread (A'WA)^-1 of the fit) and z tests, as statsmodels' and R's coeftest for a glm."""
+    if config.covariance == "nonrobust":
+        return result
+    params = result.params
+    beta = np.concatenate([[params.intercept], params.coef]) if config.intercept else params.coef
+    aliased = np.zeros(len(beta), dtype=bool)
+    aliased[result.info.get("aliased_index", [])] = True
+    keep = np.flatnonzero(~aliased)
+    bread = result.internals["unscaled_cov"][np.ix_(keep, keep)]
+    rows = GLMRows(params.family_object(), beta[keep], config.intercept, keep)
+    rob = robust(config.covariance, bread, chunks, rows)
+    update_table(result.tables["coefficients"], keep, rob, None)
+    result.info.update(rob.info())
+    return result
 
 
 def _names_and_target(chunk: ModelData):
@@ -270,6 +293,8 @@ def _fit(blocks, config, on_progress, names, target, in_memory, fam=None) -> Fit
                 "combination of the columns before it (or its fitted weights vanish, as "
                 "under separation). Drop it, or use --l2."
             ) from None
+    if not fam.canonical and not opt.converged:
+        _check_link_region(fam, blocks, opt, target)
     ls = None
     if config.l2 == 0 and _needs_qr(opt):  # estimate and standard errors from a QR
         refine = in_memory and stats["n"] * p <= REFINE_MAX_CELLS
@@ -283,6 +308,26 @@ def _fit(blocks, config, on_progress, names, target, in_memory, fam=None) -> Fit
     result = _glm_result(fam, opt, ls, final, stats["n"], labels, null_ll, null_dev, config)
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
+
+
+def _check_link_region(fam, blocks, opt: Optimum, target: str) -> None:
+    """Fisher scoring stopped short, and its next full step would leave the region where the
+    link and family are defined: the maximum is on that region's edge (a fitted mean at 0,
+    say, for an identity link), not an estimate with standard errors."""
+    try:
+        if opt.info is None:  # IRLS by QR: its next step
+            after = _weighted_least_squares(fam, blocks, opt.beta, False).coef
+        else:
+            after = opt.beta + solve_cholesky(*cholesky(opt.info), opt.gradient)
+    except FitError:  # SingularInformation included
+        return
+    if not math.isfinite(_final_pass(fam, blocks, after)["loglik"]):
+        raise FitError(
+            f"The likelihood of the {fam.name} family with the {fam.link} link is largest on "
+            f"the edge of the region where the link gives valid means of '{target}' (a "
+            "fitted mean at its bound), so there is no interior estimate. Choose another "
+            f"--link (the default is {fam.links[0]})."
+        )
 
 
 def _needs_qr(opt: Optimum) -> bool:
@@ -432,6 +477,11 @@ def _with_aliased(result: FitResult, aliased: np.ndarray, labels: list[str], con
     return result
 
 
+def _log_counts(fam) -> bool:
+    """Counts with a log link: a zero-count pattern can drive a coefficient to -infinity."""
+    return fam.domain == "counts" and fam.link == "log"
+
+
 def _check_single_columns(fam, columns: ColumnSummary, labels, intercept, target) -> None:
     """Before fitting: one column that alone makes an estimate infinite is named up front."""
     if fam.name == "bernoulli":
@@ -442,7 +492,7 @@ def _check_single_columns(fam, columns: ColumnSummary, labels, intercept, target
                 "maximum-likelihood estimates are infinite. Drop or merge that column, "
                 "or use --l2."
             )
-    if fam.name == "poisson":
+    if _log_counts(fam):
         name = zero_count_column(columns, labels)
         if name:
             raise FitError(
@@ -508,8 +558,10 @@ def _scanned(fam, target, n, p, sw, swy, soff, y_min, y_max, columns, saturated,
             f"Target '{target}' has a single class ({y_min:g}); a logistic model "
             "needs both 0 and 1."
         )
-    if fam.name == "poisson" and y_max == 0:
-        raise DataError(f"Target '{target}' is 0 in every row; a Poisson model needs some counts.")
+    if fam.domain == "counts" and y_max == 0:
+        raise DataError(
+            f"Target '{target}' is 0 in every row; a {fam.name} model needs some counts."
+        )
     return {
         "n": n,
         "p": p,
@@ -573,7 +625,7 @@ def _check_boundary(fam, blocks, final, opt, target, in_memory):
                 "estimates are infinite. Drop the separating columns, merge levels, or "
                 "use --l2."
             )
-    if fam.name == "poisson" and final["vanishing"]:
+    if _log_counts(fam) and final["vanishing"]:
         confirmed = True
         if in_memory:
             A, y = blocks[0][0], blocks[0][1]
