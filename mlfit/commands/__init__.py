@@ -256,6 +256,56 @@ def weights_option(f):
     )(f)
 
 
+def robust_options(f):
+    """--se model|robust, --hc 0|1|2|3 and --cluster COL (read by covariance())."""
+    f = click.option(
+        "--cluster",
+        metavar="COL",
+        help="Cluster-robust standard errors, clustered by this column (numbers or text): "
+        "statsmodels' cov_type='cluster' and R's sandwich::vcovCL(type='HC1'), with the "
+        "G/(G-1)·(n-1)/(n-k) correction.",
+    )(f)
+    f = click.option(
+        "--hc",
+        type=click.Choice(["0", "1", "2", "3"]),
+        help="With --se robust: the sandwich's flavour, HC0-HC3 as statsmodels and R's "
+        "sandwich::vcovHC (default 3, sandwich's).",
+    )(f)
+    return click.option(
+        "--se",
+        type=click.Choice(["model", "robust"]),
+        default="model",
+        show_default=True,
+        help="Standard errors from the model (the inverse information) or robust to a "
+        "misspecified variance (a sandwich; see --hc, --cluster).",
+    )(f)
+
+
+def covariance(se: str, hc: str | None, cluster: str | None, l2: float = 0.0) -> str:
+    """The Config's covariance from --se, --hc and --cluster (mlfit.solvers.sandwich)."""
+    if (
+        cluster
+        and se == "model"
+        and click.get_current_context().get_parameter_source("se")
+        == click.core.ParameterSource.COMMANDLINE
+    ):
+        raise click.UsageError("--cluster gives robust standard errors; leave out --se model.")
+    if cluster and hc not in (None, "1"):
+        raise click.UsageError(
+            "--cluster uses HC1's small-sample correction (as statsmodels and "
+            "sandwich::vcovCL); leave out --hc."
+        )
+    if hc is not None and se != "robust" and not cluster:
+        raise click.UsageError("--hc sets the robust standard errors: add --se robust.")
+    if (cluster or se == "robust") and l2 > 0:
+        raise click.UsageError(
+            "Penalised fits (--l2) have no standard errors; leave out --se robust / --cluster."
+        )
+    if cluster:
+        return "cluster"
+    return "nonrobust" if se == "model" else f"HC{hc or 3}"
+
+
 def strict_option(f):
     """--strict: non-convergence becomes exit code 5."""
     return click.option(

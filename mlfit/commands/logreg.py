@@ -6,12 +6,14 @@ import click
 
 from mlfit.commands import (
     FiniteFloat,
+    covariance,
     data_options,
     descent_options,
     design_options,
     l2_option,
     max_iter_option,
     output_options,
+    robust_options,
     selection,
     weights_option,
 )
@@ -38,6 +40,7 @@ METHODS = ("auto", "newton", "lbfgs", "batch", "minibatch", "sgd")
     help="balanced: weight each row by n / (classes * rows of its class).",
 )
 @weights_option
+@robust_options
 @click.option("--multiclass", is_flag=True, help="Softmax regression even for two classes.")
 @click.option(
     "--holdout",
@@ -73,6 +76,9 @@ def command(
     l2,
     class_weight,
     weights,
+    se,
+    hc,
+    cluster,
     multiclass,
     holdout,
     threshold,
@@ -94,6 +100,8 @@ def command(
         mlfit logreg sample_data/admissions.csv -y admitted
         mlfit logreg sample_data/flowers.csv -y species --holdout 0.25 --seed 1
         mlfit logreg sample_data/admissions.csv -y admitted --method sgd --lr 0.05 --epochs 30
+        mlfit logreg sample_data/admissions.csv -y admitted --se robust --hc 1
+        mlfit logreg sample_data/admissions.csv -y admitted --cluster rank
     """
     config = Config(
         method=method,
@@ -109,6 +117,7 @@ def command(
         intercept=intercept,
         holdout=holdout or 0.0,
         threshold=threshold,
+        covariance=covariance(se, hc, cluster, l2),
     )
     run_fit(
         "logreg",
@@ -118,5 +127,5 @@ def command(
         Output(as_json, save, quiet, plot),
         poly=poly,
         strict=strict,
-        extras={"weights": weights},
+        extras={"weights": weights, "cluster": cluster},
     )

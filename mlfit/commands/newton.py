@@ -9,11 +9,13 @@ import click
 from mlfit.commands import (
     FiniteFloat,
     chunk_rows_option,
+    covariance,
     data_options,
     design_options,
     l2_option,
     max_iter_option,
     output_options,
+    robust_options,
     selection,
     strict_option,
     weights_option,
@@ -77,6 +79,7 @@ FAMILY_LINKS = "; ".join(
     "coefficient 1 (e.g. log exposure for Poisson rates).",
 )
 @weights_option
+@robust_options
 @chunk_rows_option("one pass per iteration")
 @strict_option
 @output_options
@@ -96,6 +99,9 @@ def command(
     l2,
     offset,
     weights,
+    se,
+    hc,
+    cluster,
     chunk_rows,
     strict,
     as_json,
@@ -120,6 +126,8 @@ def command(
         mlfit newton sample_data/claims.csv -y claims --family negative-binomial --offset log_exposure --drop exposure
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --json | jq .coefficients
+        mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --se robust --hc 0
+        mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure --cluster vehicle
     """
     fam = family.family(family_name)
     if link is not None and link not in fam.links:
@@ -142,6 +150,7 @@ def command(
         tol=tol,
         l2=l2,
         intercept=intercept,
+        covariance=covariance(se, hc, cluster, l2),
     )
     run_fit(
         "newton",
@@ -152,5 +161,5 @@ def command(
         poly=poly,
         chunk_rows=chunk_rows,
         strict=strict,
-        extras={"offset": offset, "weights": weights},
+        extras={"offset": offset, "weights": weights, "cluster": cluster},
     )

@@ -6,10 +6,12 @@ import click
 
 from mlfit.commands import (
     chunk_rows_option,
+    covariance,
     data_options,
     design_options,
     l2_option,
     output_options,
+    robust_options,
     selection,
     weights_option,
 )
@@ -24,6 +26,7 @@ from mlfit.solvers.normal_eq import Config
     Config, "LAMBDA * sum(coef^2) (ridge)", " Standard errors are not reported for ridge fits."
 )
 @weights_option
+@robust_options
 @chunk_rows_option("in one pass")
 @output_options
 def command(
@@ -36,6 +39,9 @@ def command(
     poly,
     l2,
     weights,
+    se,
+    hc,
+    cluster,
     chunk_rows,
     as_json,
     save,
@@ -55,14 +61,16 @@ def command(
         mlfit normal-eq sample_data/houses.csv -y price --json | jq .metrics.r_squared
         mlfit normal-eq big.csv.gz --chunk-rows 100000
         mlfit normal-eq survey.csv -y income --weights w
+        mlfit normal-eq sample_data/houses.csv -y price --drop id --se robust --hc 3
+        mlfit normal-eq sample_data/houses.csv -y price --drop id --cluster district
     """
     run_fit(
         "normal-eq",
-        Config(intercept=intercept, l2=l2),
+        Config(intercept=intercept, l2=l2, covariance=covariance(se, hc, cluster, l2)),
         data,
         selection(target, features, drop, na),
         Output(as_json, save, quiet, plot),
         poly=poly,
         chunk_rows=chunk_rows,
-        extras={"weights": weights},
+        extras={"weights": weights, "cluster": cluster},
     )

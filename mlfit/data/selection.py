@@ -30,8 +30,8 @@ class Selection:
     text is kept as written ('007' stays '007'), so a passed-through CSV column that is also a
     feature should have a declared kind.  extra_domains: role -> (a key of
     mlfit.domains.TARGET_DOMAINS, who needs it), checked as rows are read (weights must be
-    non-negative).  label_extras: roles whose column holds labels (numbers or text, kept as
-    read; CSV text as written), e.g. cluster ids: checked for missing values only.
+    non-negative).  label_extras: roles whose column holds labels (numbers or text, as read),
+    e.g. cluster ids: checked for missing values only; a feature too when --features names it.
     """
 
     target: str | None = None
@@ -65,8 +65,7 @@ class Selection:
     def csv_text(self) -> list[str]:
         """Columns a CSV/TSV reader must keep as strings from the first block on."""
         text = [c for c, k in self.kinds.items() if k == "text"]
-        labels = [self.extras[r] for r in self.label_extras if r in self.extras]
-        return list(dict.fromkeys([*text, *self.passthrough, *labels]))
+        return list(dict.fromkeys([*text, *self.passthrough]))
 
 
 @dataclass(frozen=True)
@@ -207,15 +206,16 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
             f"Column '{target}' is the target and cannot be dropped; choose another "
             "target with --target."
         )
+    labels = {sel.extras[r] for r in sel.label_extras if r in sel.extras}
     for col in sel.extras.values():
         if col == target:
             raise DataError(
                 f"Column '{col}' is the target and cannot also be {roles[col]}; choose another "
                 "target with --target."
             )
-        if col in sel.drop:
+        if col in sel.drop and col not in labels:
             raise DataError(f"Column '{col}' is {roles[col]} and cannot be dropped.")
-        if sel.features is not None and col in sel.features:
+        if sel.features is not None and col in sel.features and col not in labels:
             raise DataError(f"Column '{col}' is {roles[col]}; remove it from --features.")
     if sel.features is not None:
         if target is not None and target in sel.features:

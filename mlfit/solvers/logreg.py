@@ -19,7 +19,7 @@ import numpy as np
 
 from mlfit import contract
 from mlfit.contract import FitResult, ModelData, ProgressFn, Table, no_progress
-from mlfit.errors import DataError, FitError
+from mlfit.errors import DataError, FitError, UsageError
 from mlfit.metrics import classification_metrics
 from mlfit.numerics import add_intercept, column_std, rowwise_matmul, sigmoid
 from mlfit.params import (
@@ -39,10 +39,12 @@ from mlfit.solvers.optimize import (
     Optimum,
     SingularInformation,
     cholesky,
+    inverse,
     inverse_diagonal,
     lbfgs,
     newton,
 )
+from mlfit.solvers.sandwich import glm_scores, robust, softmax_scores, update_table
 from mlfit.solvers.separation import ColumnSummary, separating_column, separation_exists
 from mlfit.stats import likelihood_ratio_test, z_table
 
@@ -63,6 +65,7 @@ class Config(DescentConfig):
     intercept: bool = True
     holdout: float = 0.0
     threshold: float = 0.5
+    covariance: str = "nonrobust"  # or a robust one of mlfit.solvers.sandwich.COVARIANCES
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
@@ -258,6 +261,11 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
         weights = weights * (len(codes) / (K * counts[codes]))
     n_params = (Xt.shape[1] + config.intercept) * (K - 1 if (K > 2 or config.multiclass) else 1)
     method = _choose(config, n_params)
+    if config.covariance != "nonrobust" and method != "newton":
+        raise UsageError(
+            f"Robust standard errors need Newton's method (--method {method} gives no "
+            "standard errors): use --method newton."
+        )
     feature_names = list(names)
     problem = _Problem(Xt, codes, K, config, weights, standardize=method != "newton")
     labels_full = (["intercept"] if config.intercept else []) + feature_names
@@ -289,6 +297,11 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
         table["std_error"] = se.ravel(order="F")
         table.update(z_table(table["estimate"], table["std_error"]))
     decide = _decider(config, problem.softmax)
+    sandwich_info = {}
+    if config.covariance != "nonrobust":
+        labels_t = data.extra("cluster")
+        labels_t = None if labels_t is None else np.asarray(labels_t)[train]
+        sandwich_info = _robust(problem, opt, P_train, codes, method, config, labels_t, table)
     metrics = classification_metrics(codes, P_train, labels, decide(P_train))
     log_p = np.log(np.clip(P_train[np.arange(len(codes)), codes], np.finfo(float).tiny, 1.0))
     # with prior weights sum w log p: R's logLik of a binomial glm with integer weights
@@ -314,6 +327,7 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
         "class_weight": config.class_weight,
         "fit_seconds": time.perf_counter() - start,
     }
+    info.update(sandwich_info)
     if config.l2 > 0:
         info["l2"] = config.l2
     if config.holdout:
@@ -351,6 +365,28 @@ def _against_null(
         null_params = (K - 1) if config.intercept else 0
         out.update(likelihood_ratio_test(loglik, null, n_params - null_params))
     return out
+
+
+def _robust(problem, opt, P, codes, method, config, labels, table: dict) -> dict:
+    """--se robust / --cluster: sandwich standard errors (mlfit.solvers.sandwich) with the
+    inverse information as the bread and the rows' weights (prior times class weights) in the
+    scores; z tests.  HC2 and HC3 need leverages, which softmax regression has not."""
+    if problem.softmax and config.covariance in ("HC2", "HC3"):
+        raise UsageError(
+            f"{config.covariance} needs leverages, which softmax regression does not have; use "
+            "--hc 0 or --hc 1, or --cluster."
+        )
+    bread = inverse(*cholesky(opt.info))
+    if problem.softmax:
+        S, At = softmax_scores(problem.A, codes, P, problem.weights), None
+    else:
+        S, At = glm_scores(Bernoulli(), problem.A, problem.y, problem.A @ opt.beta, problem.weights)
+    rob = robust(config.covariance, bread, [S], lambda scores: (scores, At, labels))
+    coefficients = Table([""] * len(table["estimate"]), table)
+    update_table(coefficients, np.arange(len(table["estimate"])), rob, None)
+    table.clear()
+    table.update(coefficients.columns)
+    return rob.info()
 
 
 def _parameter_names(names: list[str], labels: list, softmax: bool) -> list[str]:

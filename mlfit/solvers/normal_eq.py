@@ -25,6 +25,7 @@ from mlfit.params import read_index_list
 from mlfit.solvers.family import Gaussian
 from mlfit.solvers.linear import LinearParams, check_rows
 from mlfit.solvers.lsq import EPS, aliased_warning, qr_r, solve_r
+from mlfit.solvers.sandwich import robust, update_table, wald_f
 from mlfit.stats import f_sf, t_table
 
 #: Refinement runs automatically while n * p is at most this (it costs a few passes over X).
@@ -42,6 +43,7 @@ class Config:
     l2: float = 0.0  # ridge penalty lambda * ||coef||^2 on the original scale; intercept free
     rank_tol: float = 1e-11  # a column is aliased when |R_jj| < rank_tol * its norm
     refine: bool | None = None  # None: refine when the problem is small enough to be cheap
+    covariance: str = "nonrobust"  # or a robust one of mlfit.solvers.sandwich.COVARIANCES
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
@@ -184,6 +186,8 @@ def fit(
             A_lo = None if A_lo is None else A_lo * root[:, None]
         in_memory = (A, A_lo, y)
     result = _solve(R_aug, moments, config, in_memory, data.names, shift)
+    if config.covariance != "nonrobust":
+        _robust(result, [data], config)
     on_progress(Step(1, 1, result.metrics["rss"]))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
@@ -204,7 +208,55 @@ def fit_chunks(
 ) -> FitResult:
     """One pass over the chunks, memory bounded by the chunk: accumulate R of [X | y]."""
     R_aug, moments, names, shift = _accumulate(chunks, config.intercept, on_progress, config)
-    return _solve(R_aug, moments, config, None, names, shift)
+    result = _solve(R_aug, moments, config, None, names, shift)
+    if config.covariance != "nonrobust":  # one more pass over the chunks: the meat
+        _robust(result, chunks, config)
+    return result
+
+
+def _robust(result: FitResult, chunks, config: Config) -> None:
+    """Sandwich standard errors (mlfit.solvers.sandwich) in place of sigma^2 (X'WX)^-1's,
+    with z tests (statsmodels' default for robust covariances: use_t=False), and the F test
+    as the Wald test of the slopes with that covariance on (q, n - k) df, (q, G - 1) with
+    clusters (statsmodels' fvalue and f_pvalue)."""
+    keep = result.internals["keep"]
+    params = result.params
+    beta = np.concatenate([[params.intercept], params.coef]) if config.intercept else params.coef
+    rows = _LeastSquaresRows(beta, config.intercept, keep)
+    rob = robust(config.covariance, result.internals["unscaled_cov"], chunks, rows)
+    metrics = result.metrics
+    df = metrics["df_residual"] if rob.df is None else rob.df
+    update_table(result.tables["coefficients"], keep, rob, None)
+    result.info.update(rob.info())
+    if "f_statistic" in metrics and math.isfinite(metrics["f_statistic"]):
+        slopes = np.flatnonzero(keep > 0) if config.intercept else np.arange(len(keep))
+        f = math.nan
+        if len(slopes) <= df:  # else (few clusters) the covariance of the slopes is singular
+            f = wald_f(beta[keep][slopes], rob.cov[np.ix_(slopes, slopes)])
+        metrics["f_statistic"] = f
+        metrics["f_p_value"] = f_sf(f, len(slopes), df) if math.isfinite(f) else math.nan
+
+
+@dataclass(frozen=True)
+class _LeastSquaresRows:
+    """Score rows w_i e_i x_i, whitened rows sqrt(w_i) x_i and cluster labels of a chunk's
+    rows of positive weight, for the sandwich (x_i over the estimable columns keep)."""
+
+    beta: np.ndarray
+    intercept: bool
+    keep: np.ndarray
+
+    def __call__(self, chunk: ModelData):
+        A = add_intercept(chunk.X) if self.intercept else np.asarray(chunk.X, dtype=float)
+        e = np.asarray(chunk.y, dtype=float) - A @ self.beta
+        A, w, labels = A[:, self.keep], chunk.extra("weights"), chunk.extra("cluster")
+        if w is None:
+            return A * e[:, None], A, labels
+        w = np.asarray(w, dtype=float)
+        used = w > 0
+        A, e, w = A[used], e[used], w[used]
+        labels = None if labels is None else np.asarray(labels)[used]
+        return A * (w * e)[:, None], A * np.sqrt(w)[:, None], labels
 
 
 #: Columns whose largest magnitude is beyond 2^±EXTREME_EXPONENT are scaled by a power of two
