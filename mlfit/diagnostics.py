@@ -15,6 +15,7 @@ def glm_diagnostics(
     family,
     unscaled_cov: np.ndarray,
     dispersion: float,
+    prior: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | int]:
     """A: (n, k) design of the estimable columns (intercept column included when fitted);
     y: (n,); eta: (n,) linear predictor (offset included); family: an mlfit.solvers.family
@@ -24,7 +25,10 @@ def glm_diagnostics(
 
     Every value is per row, so a sample of rows gives those rows of the full computation.
     Rows with leverage 1 get NaN standardized residuals and Cook's distance (as R's rstandard
-    and cooks.distance), without a floating-point warning.
+    and cooks.distance), without a floating-point warning.  prior: the prior weights (None:
+    ones): they scale the working weights and the residuals (R's weighted residuals); rows of
+    weight 0 are not in the fit and get NaN standardized residuals and Cook's distance (R's
+    plot.lm leaves them out).
     """
     A = np.asarray(A, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -42,6 +46,9 @@ def glm_diagnostics(
     else:
         unit = np.maximum(family.unit_deviance(y, eta), 0.0)
         residuals = np.sign(y - mu) * np.sqrt(unit)
+    if prior is not None:
+        root = np.sqrt(np.asarray(prior, dtype=float))
+        w, pearson, residuals = w * root * root, pearson * root, residuals * root
     h = w * _quadratic_form_rows(A, np.asarray(unscaled_cov, dtype=float))
     h = np.where(h > _LEVERAGE_ONE, 1.0, h)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -54,6 +61,8 @@ def glm_diagnostics(
             cooks = np.zeros_like(h)
     # A row with h == 1 is fitted exactly; 0/0 there is NaN whatever its rounding residue.
     exact = h == 1.0
+    if prior is not None:
+        exact |= np.asarray(prior) == 0
     std_deviance[exact] = std_pearson[exact] = cooks[exact] = np.nan
     return {
         "predicted": eta,

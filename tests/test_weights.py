@@ -315,3 +315,27 @@ def test_no_warnings_leak(runner, data):
         warnings.simplefilter("error")
         for model, target in [("normal-eq", "y"), ("newton", "y"), ("logreg", "k")]:
             run(runner, model, path, "-y", target, *FEATURES, "--weights", "w")
+
+
+def test_diagnostics_use_the_weights(data):
+    """R's plot(lm) of a weighted fit: leverages h = w x'(X'WX)^-1 x, standardized residuals
+    sqrt(w) e / (sigma sqrt(1 - h)) (R's rstandard) and Cook's distances from them, in closed
+    form (statsmodels' OLSInfluence ignores WLS weights); rows of weight 0 left out (NaN)."""
+    from mlfit.contract import ModelData
+    from mlfit.solvers import normal_eq
+
+    cols, _ = data
+    X = design(cols, np.ones(N, dtype=bool))[:, 1:]
+    model = ModelData(X, cols["y"], {"weights": cols["w"]})
+    result = normal_eq.fit(model, normal_eq.Config())
+    d = normal_eq.plot_data(result, model, None)["diagnostics"]
+    used = cols["w"] > 0
+    ref = sm.WLS(cols["y"][used], design(cols, used), weights=cols["w"][used]).fit()
+    root = np.sqrt(cols["w"][used])
+    H = design(cols, used) * root[:, None]
+    h = np.einsum("ij,ij->i", H @ np.linalg.inv(H.T @ H), H)
+    r = root * ref.resid / (np.sqrt(ref.scale) * np.sqrt(1 - h))
+    np.testing.assert_allclose(d["leverage"][used], h, rtol=1e-10)
+    np.testing.assert_allclose(d["std_pearson_residuals"][used], r, rtol=1e-9)
+    np.testing.assert_allclose(d["cooks_distance"][used], r * r * h / (5 * (1 - h)), rtol=1e-9)
+    assert np.isnan(d["cooks_distance"][~used]).all()

@@ -773,10 +773,11 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
     from mlfit.diagnostics import glm_diagnostics
 
     params = result.params
-    X, y, offset = data.X, data.y, data.extra("offset")
+    X, y, offset, prior = data.X, data.y, data.extra("offset"), data.extra("weights")
     if rows is not None:
         X, y = X[rows], y[rows]
         offset = None if offset is None else offset[rows]
+        prior = None if prior is None else prior[rows]
     A = add_intercept(X) if params.intercept is not None else X
     eta = params.linear_predictor(X) + (0.0 if offset is None else offset)
     diagnostics = glm_diagnostics(
@@ -786,5 +787,6 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
         params.family_object(),
         result.internals["unscaled_cov"],
         result.metrics["dispersion"],
+        prior,
     )
     return {"diagnostics": diagnostics, "glm": True}

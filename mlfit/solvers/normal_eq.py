@@ -485,6 +485,8 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
     from mlfit.diagnostics import glm_diagnostics
 
     X, y = (data.X, data.y) if rows is None else (data.X[rows], data.y[rows])
+    prior = data.extra("weights")
+    prior = prior if prior is None or rows is None else prior[rows]
     A = add_intercept(X) if result.params.intercept is not None else X
     eta = result.params.linear_predictor(X)
     sigma = result.metrics["sigma"]
@@ -495,6 +497,7 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
         Gaussian(),
         result.internals["unscaled_cov"],
         sigma * sigma,
+        prior,
     )
     return {"diagnostics": diagnostics, "glm": False}
 
