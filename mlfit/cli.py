@@ -135,6 +135,9 @@ def main() -> None:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read when numpy loads, after this line
         os.environ["MKL_NUM_THREADS"] = "1"
     signal.signal(signal.SIGTERM, _terminate)
+    # mlfit/__init__ exits quietly on Ctrl-C during the imports; from here KeyboardInterrupt is
+    # caught below (and in the group) with the same message and exit code.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.stdout is None:  # started with stdout closed (>&-): fail when it is written to
         sys.stdout = _ClosedOutput()
     try:

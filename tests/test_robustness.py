@@ -328,3 +328,20 @@ def test_a_target_outside_the_family_names_the_files_row(
     path = write_csv("\n".join(rows) + "\n")
     args = ["newton", path, "--family", family, "--na", "drop", *chunked]
     assert_error(runner.invoke(cli, args), 3, words, "row 9 (line 10)", path)
+
+
+def test_ctrl_c_while_the_command_is_importing_is_quiet():
+    """Ctrl-C before mlfit's own handling is in place (during the imports, the first 0.1 s):
+    one line and exit 130, not a traceback of the import machinery.  The signal is sent from
+    inside the process, between importing mlfit and mlfit.cli, so the test is not a race."""
+    code = (
+        "import sys; sys.argv = ['mlfit']; import mlfit, os, signal; "
+        "os.kill(os.getpid(), signal.SIGINT); import mlfit.cli; print('not reached')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert proc.returncode == 130
+    assert proc.stderr == "Interrupted.\n" and proc.stdout == ""
+    # imported as a library, Ctrl-C stays Python's KeyboardInterrupt
+    code = "import mlfit, os, signal; os.kill(os.getpid(), signal.SIGINT)"
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert "KeyboardInterrupt" in proc.stderr
