@@ -55,7 +55,8 @@ class Session:
         except Exception as exc:  # noqa: BLE001 (anything on the way: one line, exit 1)
             self.close()
             where = f"the Dask scheduler at {address}" if address else "a local Dask cluster"
-            reason = str(exc).split("\n")[0].rstrip(".") or type(exc).__name__
+            reason = getattr(exc, "strerror", None) or str(exc).split("\n")[0].rstrip(".")
+            reason = reason or type(exc).__name__
             raise EngineError(
                 f"Cannot use {where} ({reason}; waited at most {CONNECT_SECONDS} s). Check "
                 "--scheduler (or DASK_SCHEDULER_ADDRESS), or leave it out to start a local "
@@ -76,13 +77,47 @@ class Session:
     def stream(self, data: str, sel: Selection, chunk_rows: int, model: str) -> DaskStream:
         return DaskStream(self, data, sel, chunk_rows, model)
 
+    def predict(self, data: str, sel: Selection, chunk_rows: int, saved, options, id_column):
+        """mlfit.predict.predicted_chunks of every part, each computed on a worker, yielded
+        in input order (a part's predictions come to the client when it is written)."""
+        parts = DaskStream(self, data, sel, chunk_rows, saved.spec.name).parts
+        client = self.client
+        model = _share(client, saved, _nbytes(saved))
+        futures = client.map(
+            _predict_part,
+            parts,
+            [model] * len(parts),
+            [options] * len(parts),
+            [id_column] * len(parts),
+            [data] * len(parts),
+            pure=False,
+        )
+        try:
+            for future in futures:
+                try:
+                    predicted = future.result()
+                except Exception as exc:  # noqa: BLE001 (mlfit's own errors stay as they are)
+                    raise _cluster_error(exc).with_traceback(None) from None
+                future.release()
+                yield from predicted
+        except BaseException:
+            client.cancel(futures)
+            raise
+
 
 def _probe(address: str) -> None:
     """Ask the address who it is, within CONNECT_SECONDS: a closed port, a host that does not
     answer or a server that is not a Dask scheduler fails here, fast."""
     import asyncio
+    import socket
 
     from distributed.comm import connect
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)  # ValueError: not an address
+    if scheme == "tcp":  # a refused connection fails now (Dask would retry until its timeout)
+        host, port = parse_host_port(location, default_port=8786)
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
 
     async def identity():
         comm = await connect(address, timeout=CONNECT_SECONDS)
@@ -210,6 +245,12 @@ def _load(spec: _PartSpec, design: Design) -> _Part:
     return _Part(chunks, stream.rows_read, stream.rows_dropped)
 
 
+def _predict_part(spec: _PartSpec, saved, options: dict, id_column, source: str) -> list:
+    from mlfit.predict import predicted_chunks
+
+    return list(predicted_chunks(saved, spec.open(), options, id_column, source))
+
+
 def _rows(part: _Part) -> tuple[int, int]:
     return part.rows_read, part.rows_dropped
 
@@ -302,7 +343,8 @@ class DaskChunks(Partitioned):
         start = time.perf_counter()
         client = self.session.client
         work = _Pass(step, combine, self.expansions, with_start)
-        shared = _scatter(client, work)
+        work_bytes = _nbytes(work)
+        shared = _share(client, work, work_bytes)
         n = len(self._futures)
         partials = client.map(_fold_part, self._futures, [shared] * n, self._starts, pure=False)
         pending = list(partials)
@@ -326,7 +368,7 @@ class DaskChunks(Partitioned):
             raise _cluster_error(exc) from None
         base.passes += 1
         # the pass's function to each worker, each partial up the tree, the result to us
-        traffic = _nbytes(work) * self.session.workers() + sum(sizes) + _nbytes(result)
+        traffic = work_bytes * self.session.workers() + sum(sizes) + _nbytes(result)
         base.bytes_moved += traffic
         base.seconds += time.perf_counter() - start
         return result
@@ -352,6 +394,22 @@ class DaskChunks(Partitioned):
             for item in work.items(future.result()):
                 base.rows_fetched += n_rows(item)
                 yield item
+
+
+#: A pass's function up to this size travels in one task (recomputed if its worker dies);
+#: larger ones (row-aligned class codes) are scattered, so no large object is in the graph.
+SHARE_IN_GRAPH_BYTES = 1 << 20
+
+
+def _share(client: Client, value, size: int):
+    """The value on the cluster once, as a future every task of the pass depends on."""
+    if size <= SHARE_IN_GRAPH_BYTES:
+        return client.submit(_identity, value, pure=False)
+    return _scatter(client, value)
+
+
+def _identity(value):
+    return value
 
 
 def _scatter(client: Client, value, attempts: int = 5):

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from mlfit import engine
 from mlfit.contract import ModelData, json_safe
 from mlfit.data import DEFAULT_CHUNK_ROWS, Dialect, Selection
 from mlfit.data.parts import open_chunks
@@ -42,36 +43,46 @@ def predict_file(
     saved = read_model(model_path)
     options = options or {}
     _check_options(saved, options, model_path)
-    stream = open_chunks(  # one file, or a glob or directory of parts (one stream)
-        data,
-        _selection(saved, id_column, dialect or Dialect()),
-        chunk_rows or DEFAULT_CHUNK_ROWS,
-        model=saved.spec.name,
-    )
-    module = solver(saved.spec.name)
+    sel = _selection(saved, id_column, dialect or Dialect())
+    rows_at_once = chunk_rows or DEFAULT_CHUNK_ROWS
+    # one file, or a glob or directory of parts (one stream)
+    stream = open_chunks(data, sel, rows_at_once, model=saved.spec.name)
+    if engine.current().name == "dask":  # each part predicted on a worker, written in order
+        cluster = engine.cluster()
+        predicted = cluster.predict(data, sel, rows_at_once, saved, options, id_column)
+    else:
+        predicted = predicted_chunks(saved, stream, options, id_column, stream.source)
 
     def write(f) -> int:
         out = _Writer(f, as_json)
         ids = _IdColumn(stream.fmt)
-        rows, source, first_row = 0, None, 0
-        for chunk in stream:
-            if chunk.source != source:  # a new part: its rows count from its start
-                source, first_row = chunk.source, 0
-            X, _ = saved.design.transform(chunk.columns, chunk.source, first_row)
-            first_row += chunk.n_rows
-            columns = {}
-            if id_column:
-                columns[id_column] = ids(chunk.passthrough[id_column])
-            data = ModelData(X, None, chunk.extras, None, saved.design.names, None, stream.source)
-            columns.update(module.predict(saved.params, data, **options))
+        rows = 0
+        for n, id_values, predictions in predicted:
+            columns = {id_column: ids(id_values)} if id_column else {}
+            columns.update(predictions)
             out.write(columns)
-            rows += chunk.n_rows
+            rows += n
         return rows
 
     if output:
         with atomic_write(output) as f:
             return write(f)
     return write(sys.stdout)
+
+
+def predicted_chunks(saved: SavedModel, stream, options: dict, id_column, source: str):
+    """(rows, the --id column as read, the model's output columns) of each chunk of the
+    stream, in order (here, or for one part on a worker); source: DATA, for messages."""
+    module = solver(saved.spec.name)
+    part, first_row = None, 0
+    for chunk in stream:
+        if chunk.source != part:  # a new part: its rows count from its start
+            part, first_row = chunk.source, 0
+        X, _ = saved.design.transform(chunk.columns, chunk.source, first_row)
+        first_row += chunk.n_rows
+        data = ModelData(X, None, chunk.extras, None, saved.design.names, None, source)
+        id_values = chunk.passthrough[id_column] if id_column else None
+        yield chunk.n_rows, id_values, module.predict(saved.params, data, **options)
 
 
 def _check_options(saved: SavedModel, options: dict, path: str) -> None:

@@ -146,6 +146,20 @@ def _column(csv_text: str) -> np.ndarray:
     return np.array([float(v) for v in csv_text.split()[1:]])
 
 
+def test_predict_on_the_cluster_writes_what_predict_writes(runner, tmp_path, cluster):
+    columns = make_table()
+    columns["id"] = np.array([f"r{i:03d}" for i in range(len(columns["y"]))], dtype=object)
+    folder, whole = write(tmp_path, columns, "csv")
+    model = str(tmp_path / "m.model")
+    run(runner, "gda", whole, "-y", "label", "--drop", "y,id", "-o", model)
+    args = ["predict", model, folder, "--id", "id", "--proba", "--chunk-rows", "25"]
+    local = runner.invoke(cli, args)
+    out = tmp_path / "out.csv"
+    dist = runner.invoke(cli, [*args, *on(cluster), "--output", str(out)])
+    assert dist.exit_code == 0, dist.stderr
+    assert out.read_text() == local.stdout and local.stdout.count("\n") == 241
+
+
 def test_a_bad_part_gets_the_local_message(runner, tmp_path, cluster):
     folder, _ = write(tmp_path, make_table(), "csv")
     for name, row in (("part-002.csv", 4), ("part-003.csv", 9)):  # the first in order counts
@@ -175,29 +189,42 @@ def test_models_that_cannot_run_distributed_say_so(runner, tmp_path):
 
 def test_unreachable_scheduler_fails_fast(runner, tmp_path):
     import socket
+    import threading
 
     _, whole = write(tmp_path, make_table())
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    start = time.perf_counter()
-    result = runner.invoke(
-        cli,
-        [
-            "normal-eq",
-            whole,
-            "-y",
-            "y",
-            "--engine",
-            "dask",
-            "--scheduler",
-            f"tcp://127.0.0.1:{port}",
-        ],
-    )
-    assert time.perf_counter() - start < dask_engine.CONNECT_SECONDS + 5
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Cannot use the Dask scheduler at tcp://127.0.0.1" in lines[0]
+        closed = s.getsockname()[1]
+    server = socket.create_server(("127.0.0.1", 0))  # answers, but not as Dask does
+
+    def answer():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    # a refused connection fails at once; a server that is not Dask's within the timeout
+    cases = {
+        closed: ("Connection refused", 2),
+        server.getsockname()[1]: ("does not answer as a Dask", dask_engine.CONNECT_SECONDS + 3),
+    }
+    try:
+        for port, (why, seconds) in cases.items():
+            start = time.perf_counter()
+            address = f"tcp://127.0.0.1:{port}"
+            args = ["normal-eq", whole, "-y", "y", "--engine", "dask", "--scheduler", address]
+            result = runner.invoke(cli, args)
+            assert time.perf_counter() - start < seconds
+            assert result.exit_code == 1
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and f"Cannot use the Dask scheduler at {address}" in lines[0]
+            assert why in lines[0]
+    finally:
+        server.close()
 
 
 def test_scheduler_without_dask_engine_is_a_usage_error(runner, tmp_path):

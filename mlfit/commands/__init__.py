@@ -377,8 +377,9 @@ def engine_options(f):
         type=click.Choice(engines.ENGINES),
         default="local",
         show_default=True,
-        help="Where the fit runs: in this process, or on a Dask cluster (fits that are sums "
-        "over rows; DATA read by the workers; needs pip install 'mlfit[dask]').",
+        help="Where the work runs: in this process, or on a Dask cluster that reads DATA's "
+        "parts on its workers (fits: the models that are sums over rows; needs pip install "
+        "'mlfit[dask]').",
     )(run)
 
 

@@ -38,7 +38,7 @@ def model_options(f):
 )
 @model_options
 @dialect_options
-@chunk_rows_option("writing predictions as it goes", "default 65,536", engine=False)
+@chunk_rows_option("writing predictions as it goes", "default 65,536")
 def command(model, data, output, as_json, id_column, chunk_rows, **options):
     """Apply a saved model file to new data.
 
