@@ -15,6 +15,7 @@ TARGET_DOMAINS = {
     "counts": ("hold counts (0, 1, 2, ...)", ""),
     "positive": ("be positive", ""),
     "nonnegative": ("be non-negative", ""),
+    "proportions": ("be proportions in [0, 1]", ""),
 }
 
 
@@ -28,6 +29,8 @@ def outside(domain: str, y: np.ndarray) -> np.ndarray:
         return ~(y > 0)
     if domain == "nonnegative":
         return ~(y >= 0)
+    if domain == "proportions":
+        return ~((y >= 0) & (y <= 1))
     raise ValueError(f"unknown target domain {domain!r}")
 
 

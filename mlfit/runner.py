@@ -80,6 +80,7 @@ def run_fit(
         numeric_features=not spec.text_features,
         extra_domains={r: (x.domain, x.help) for r, x in roles.items() if x.domain},
         label_extras=tuple(r for r, x in roles.items() if x.labels),
+        target_bounds=tuple(r for r, x in roles.items() if x.bounds_target),
     )
     job = _Job(model, solver(model), config, poly, not out.quiet)
     on_cluster = engine.current().name == "dask"

@@ -32,13 +32,19 @@ MODELS = list(SOLVERS)
 N = 40
 
 
+def contract_roles(spec) -> list[str]:
+    """The extra columns the generic table gives: not those that change what the target is
+    and need a family (--trials: successes; tests/test_trials.py)."""
+    return [r for r in spec.extra_columns if not EXTRA_ROLES[r].bounds_target]
+
+
 def tiny_table(spec, rng) -> tuple[str, list[str]]:
     """CSV text for the model and the command-line arguments that select its columns."""
     x1, x2 = rng.normal(size=N).round(3), rng.normal(size=N).round(3)
     g = np.array(["a", "b", "c"])[np.arange(N) % 3]
     columns = {"x1": x1, "x2": x2, "g": g} if spec.text_features else {"x1": x1, "x2": x2}
     args = []
-    for role in spec.extra_columns:
+    for role in contract_roles(spec):
         columns[f"{role}_col"] = extra_values(role, rng)
         args += [f"--{role.replace('_', '-')}", f"{role}_col"]
     eta = 0.8 * x1 - 0.5 * x2 + (g == "b")
@@ -129,7 +135,7 @@ def test_json_alone_on_stdout_and_quiet(runner, case, strict_json):
     assert doc["data"]["rows_used"] == N
     assert isinstance(doc["metrics"], dict)
     if spec.extra_columns:
-        assert doc["data"]["columns"] == {r: f"{r}_col" for r in spec.extra_columns}
+        assert doc["data"]["columns"] == {r: f"{r}_col" for r in contract_roles(spec)}
 
 
 def test_report_without_json(runner, case):
@@ -184,7 +190,7 @@ def test_extra_columns_reach_the_fit(runner, case, tmp_path):
     with_extras = json.loads(fit(runner, spec, path, args, "--json", "-q").stdout)
     text = Path(path).read_text().splitlines()
     header = text[0].split(",")
-    for role in spec.extra_columns:
+    for role in contract_roles(spec):
         neutral = [text[0]]
         for i, line in enumerate(text[1:]):
             cells = line.split(",")

@@ -292,6 +292,7 @@ def test_family_registry():
         "gaussian": "Gaussian",
         "bernoulli": "Bernoulli",
         "logistic": "Bernoulli",
+        "binomial": "Bernoulli",
         "poisson": "Poisson",
         "gamma": "Gamma",
         "inverse-gaussian": "InverseGaussian",

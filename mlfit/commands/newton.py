@@ -42,7 +42,7 @@ FAMILY_LINKS = "; ".join(
     type=click.Choice(FAMILIES),
     default=Config.family,
     show_default=True,
-    help="Response distribution (logistic is an alias of bernoulli).",
+    help="Response distribution (logistic and binomial are aliases of bernoulli).",
 )
 @click.option(
     "--link",
@@ -78,6 +78,14 @@ FAMILY_LINKS = "; ".join(
     help="Column added to the linear predictor with "
     "coefficient 1 (e.g. log exposure for Poisson rates).",
 )
+@click.option(
+    "--trials",
+    metavar="COL",
+    help="Grouped binomial data (bernoulli family): the target counts successes out of this "
+    "column's trials, as R's glm(cbind(successes, trials - successes) ~ ...). Fits s/n with "
+    "prior weights n (times --weights); deviance, logLik and AIC as R's; rows of 0 trials "
+    "leave the fit and its df. predict gives the probability.",
+)
 @weights_option
 @robust_options
 @chunk_rows_option("one pass per iteration")
@@ -98,6 +106,7 @@ def command(
     tol,
     l2,
     offset,
+    trials,
     weights,
     se,
     hc,
@@ -122,6 +131,7 @@ def command(
     \b
         mlfit newton sample_data/admissions.csv -y admitted --family bernoulli
         mlfit newton sample_data/admissions.csv -y admitted --family bernoulli --link probit
+        mlfit newton doses.csv -y deaths --trials exposed --family binomial -x dose,sex
         mlfit newton sample_data/houses.csv -y price --drop id --family gamma --link log
         mlfit newton sample_data/claims.csv -y claims --family negative-binomial --offset log_exposure --drop exposure
         mlfit newton sample_data/claims.csv -y claims --family poisson --offset log_exposure --drop exposure
@@ -139,9 +149,16 @@ def command(
         raise click.BadParameter(
             "only the negative-binomial family has an alpha.", param_hint="'--nb-alpha'"
         )
+    if trials and fam.name != "bernoulli":
+        raise click.BadParameter(
+            f"grouped binomial data need --family bernoulli (or binomial), not {family_name}.",
+            param_hint="'--trials'",
+        )
     sel = selection(target, features, drop, na)
     if fam.domain:  # checked as the rows are read, so a message names the file's row
-        sel = dataclasses.replace(sel, target_domain=(fam.domain, f"the {fam.name} family"))
+        domain = ("counts", "--trials (successes)") if trials else (fam.domain, None)
+        needed_by = domain[1] or f"the {fam.name} family"
+        sel = dataclasses.replace(sel, target_domain=(domain[0], needed_by))
     config = Config(
         family=fam.name,  # aliases resolved: logistic -> bernoulli
         link=link,
@@ -161,5 +178,5 @@ def command(
         poly=poly,
         chunk_rows=chunk_rows,
         strict=strict,
-        extras={"offset": offset, "weights": weights, "cluster": cluster},
+        extras={"offset": offset, "weights": weights, "cluster": cluster, "trials": trials},
     )

@@ -32,6 +32,7 @@ class Selection:
     mlfit.domains.TARGET_DOMAINS, who needs it), checked as rows are read (weights must be
     non-negative).  label_extras: roles whose column holds labels (numbers or text, as read),
     e.g. cluster ids: checked for missing values only; a feature too when --features names it.
+    target_bounds: roles whose column bounds the target row by row (successes <= trials).
     """
 
     target: str | None = None
@@ -49,6 +50,7 @@ class Selection:
     target_domain: tuple[str, str] | None = None
     extra_domains: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
     label_extras: tuple[str, ...] = ()
+    target_bounds: tuple[str, ...] = ()
 
     def __post_init__(self):
         # Wrong values here are programming errors, not user errors: ValueError, not DataError.
@@ -85,6 +87,7 @@ class _Columns:
     target_domain: tuple[str, str] | None = None  # as Selection.target_domain
     extra_domains: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # as Selection
     label_extras: tuple[str, ...] = ()  # as Selection
+    target_bounds: tuple[str, ...] = ()  # as Selection, the roles given
 
     @property
     def used(self) -> list[str]:
@@ -244,6 +247,7 @@ def _resolve(names: list[str], sel: Selection, src: str, model: str) -> _Columns
         sel.target_domain if target else None,
         {r: d for r, d in sel.extra_domains.items() if r in sel.extras},
         tuple(sel.label_extras),
+        tuple(r for r in sel.target_bounds if r in sel.extras) if target else (),
     )
 
 

@@ -176,6 +176,8 @@ def _validate(
         problems.domain = _outside_domain(columns, cols[columns.target], keep, rows)
     if columns.extra_domains and not problems:  # e.g. weights: non-negative
         problems.domain = _extra_outside_domain(columns, cols, keep, rows)
+    if columns.target_bounds and not problems:  # successes <= trials
+        problems.domain = _above_bound(columns, cols, keep, rows)
     if problems:
         return None, problems
     dropped = 0 if keep is None else int(n_rows - keep.sum())
@@ -216,6 +218,23 @@ def _extra_outside_domain(columns: _Columns, cols: dict, keep, rows: _RowNames) 
             where = f"{rows(row)} of {columns.source}"
             value = cols[name][bad[0]]
             return column_domain_message(columns.named(name), domain, needed_by, where, value)
+    return None
+
+
+def _above_bound(columns: _Columns, cols: dict, keep, rows: _RowNames) -> str | None:
+    """The message for the first row whose target exceeds a bounding column (the trials)."""
+    y = cols[columns.target]
+    for role in columns.target_bounds:
+        name = columns.extras[role]
+        bad = np.flatnonzero(y > cols[name])
+        if len(bad):
+            i = int(bad[0])
+            row = i if keep is None else int(np.flatnonzero(keep)[i])
+            return (
+                f"Target '{columns.target}' is {y[i]:g} at {rows(row)} of {columns.source}, "
+                f"more than the {cols[name][i]:g} trials in column '{name}': it counts the "
+                "successes out of those trials."
+            )
     return None
 
 

@@ -67,6 +67,7 @@ class ExtraRole:
     domain: str | None = None  # a key of mlfit.domains.TARGET_DOMAINS its values must be in
     labels: bool = False  # holds labels (numbers or text, kept as read), not numbers
     at_predict: bool = True  # predict reads it too (an offset); else the fit alone (weights)
+    bounds_target: bool = False  # each row's target is at most its value (successes <= trials)
 
 
 #: Every role a model may declare in ModelSpec.extra_columns; the flag is --ROLE.
@@ -74,6 +75,9 @@ EXTRA_ROLES = {
     "offset": ExtraRole("the offset"),
     "weights": ExtraRole("prior weights", domain="nonnegative", at_predict=False),
     "cluster": ExtraRole("cluster-robust standard errors", labels=True, at_predict=False),
+    "trials": ExtraRole(
+        "the numbers of trials", domain="counts", at_predict=False, bounds_target=True
+    ),
 }
 
 
@@ -116,7 +120,7 @@ SOLVERS: dict[str, ModelSpec] = {
             "newton",
             "GLMs by Newton's method: Gaussian, logistic, Poisson.",
             target="numeric",
-            extra_columns=("offset", "weights", "cluster"),
+            extra_columns=("offset", "weights", "cluster", "trials"),
             sum_over_rows=True,
             plots=("diagnostics", "loss"),
         ),

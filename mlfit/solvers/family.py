@@ -237,7 +237,9 @@ class Bernoulli(ScalarFamily):
         return y * eta - np.logaddexp(0.0, eta)
 
     def unit_deviance(self, y, eta):
-        return 2.0 * (np.logaddexp(0.0, eta) - y * eta)
+        """2 (loglik(saturated) - loglik): the saturated term is 0 for y in {0, 1} and
+        y log y + (1 - y) log(1 - y) for proportions (grouped data, newton --trials)."""
+        return 2.0 * (np.logaddexp(0.0, eta) - y * eta + self.saturated_loglik(y))
 
     def parts(self, y, eta):
         log1p_exp = np.logaddexp(0.0, eta)  # -log(1 - mu)
@@ -254,7 +256,7 @@ class Bernoulli(ScalarFamily):
         return _xlogy(y, mu) + _xlogy(1.0 - y, 1.0 - mu)
 
     def deviance_mu(self, y, mu):
-        return -2.0 * self.loglik_mu(y, mu)
+        return 2.0 * (self.saturated_loglik(y) - self.loglik_mu(y, mu))
 
 
 class Poisson(ScalarFamily):
@@ -560,6 +562,7 @@ FAMILIES = {
     "gaussian": Gaussian,
     "bernoulli": Bernoulli,
     "logistic": Bernoulli,
+    "binomial": Bernoulli,  # R's name; with newton --trials, grouped data
     "poisson": Poisson,
     "gamma": Gamma,
     "inverse-gaussian": InverseGaussian,
@@ -570,8 +573,8 @@ FAMILIES = {
 def family(
     name: str, link: str | None = None, nb_alpha: float | None = None, estimated: bool = False
 ) -> ScalarFamily:
-    """A scalar family by name ('logistic' is an alias of 'bernoulli') with one of its links
-    (None: its default); nb_alpha for the negative binomial."""
+    """A scalar family by name ('logistic' and 'binomial': aliases of 'bernoulli') with one of
+    its links (None: its default); nb_alpha for the negative binomial."""
     cls = FAMILIES[name]
     if link is not None and link not in cls.links:
         raise ValueError(f"the {cls.name} family has no {link!r} link")

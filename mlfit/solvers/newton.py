@@ -24,7 +24,7 @@ from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_pro
 from mlfit.errors import DataError, FitError
 from mlfit.numerics import add_intercept
 from mlfit.params import ParamsError, read_choice, read_float
-from mlfit.solvers import nb_alpha
+from mlfit.solvers import nb_alpha, trials
 from mlfit.solvers.family import FAMILIES
 from mlfit.solvers.family import family as get_family
 from mlfit.solvers.linear import LinearParams, check_rows
@@ -165,10 +165,16 @@ def _add_parts(a: list, b: list) -> list:
 def fit(
     data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
-    """data.X: (n, p) without intercept; data.y: (n,); data.extra("offset"): (n,) or None."""
-    blocks = list(_Blocks([data], config.intercept))
-    result = _fit(blocks, config, on_progress, data.names, data.target, in_memory=True)
-    return _robust(result, [data], config)
+    """data.X: (n, p) without intercept; data.y: (n,); data.extra("offset"): (n,) or None;
+    data.extra("trials"): grouped binomial data, y the successes (mlfit.solvers.trials)."""
+    grouped = trials.has_trials(data)
+    fitted = trials.proportions(data) if grouped else data
+    blocks = list(_Blocks([fitted], config.intercept))
+    fam = _grouped_family(config) if grouped else None
+    result = _fit(blocks, config, on_progress, data.names, data.target, in_memory=True, fam=fam)
+    if grouped:
+        result = trials.with_log_choose(result, trials.log_choose([data]))
+    return _robust(result, [fitted], config)
 
 
 def fit_chunks(
@@ -176,10 +182,19 @@ def fit_chunks(
 ) -> FitResult:
     """chunks: re-iterable; one pass over them per iteration."""
     first = engine.first(chunks, _names_and_target)  # computed where the chunks live
-    names, target = first if first is not None else (None, "y")
-    blocks = engine.expand(chunks, partial(_each, _Blocks, config.intercept))
-    result = _fit(blocks, config, on_progress, names, target, in_memory=False)
-    return _robust(result, chunks, config)  # the meat: one more pass over the chunks
+    names, target, grouped = first if first is not None else (None, "y", False)
+    fitted = engine.expand(chunks, trials.each) if grouped else chunks
+    blocks = engine.expand(fitted, partial(_each, _Blocks, config.intercept))
+    fam = _grouped_family(config) if grouped else None
+    result = _fit(blocks, config, on_progress, names, target, in_memory=False, fam=fam)
+    if grouped:  # R's log C(n, s) terms of the log-likelihood: one more pass
+        result = trials.with_log_choose(result, trials.log_choose(chunks))
+    return _robust(result, fitted, config)  # the meat: one more pass over the chunks
+
+
+def _grouped_family(config: Config):
+    """The family of a fit with trials (bernoulli only: the command line says so first)."""
+    return trials.grouped_family(get_family(config.family, config.link, config.nb_alpha))
 
 
 def _robust(result: FitResult, chunks, config: Config) -> FitResult:
@@ -201,7 +216,7 @@ def _robust(result: FitResult, chunks, config: Config) -> FitResult:
 
 
 def _names_and_target(chunk: ModelData):
-    return chunk.names, chunk.target
+    return chunk.names, chunk.target, trials.has_trials(chunk)
 
 
 def _each(wrapper, arg, item):
@@ -276,7 +291,7 @@ def _fit(blocks, config, on_progress, names, target, in_memory, fam=None) -> Fit
             fam.name == "bernoulli"
             and config.l2 == 0
             and in_memory
-            and separation_exists(blocks[0][0], blocks[0][1] == 1)
+            and separation_exists(*_classes(blocks[0][0], blocks[0][1]))
         ):
             raise FitError(
                 f"Quasi-complete separation: a combination of columns predicts "
@@ -522,6 +537,8 @@ def _scan_sums(fam, target, blocks) -> tuple:
     has_offset = False
     for A, y, offset, weights in blocks:
         columns.add(A, y > 0)
+        if fam.name == "bernoulli":  # proportions (--trials) strictly inside: both classes
+            columns.add(*_classes(A, y, both_only=True))
         saturated += float(weights @ fam.saturated_loglik(y))
         fam.check_y(y, target)
         n += len(y)
@@ -553,7 +570,7 @@ def _merge_scans(a: tuple, b: tuple) -> tuple:
 def _scanned(fam, target, n, p, sw, swy, soff, y_min, y_max, columns, saturated, has_offset):
     """_scan's checks and summary from its sums."""
     check_rows(n, p)
-    if fam.name == "bernoulli" and y_min == y_max:
+    if fam.name == "bernoulli" and y_min == y_max and y_min in (0.0, 1.0):
         raise DataError(
             f"Target '{target}' has a single class ({y_min:g}); a logistic model "
             "needs both 0 and 1."
@@ -611,13 +628,24 @@ def _final_sums(fam, beta, blocks) -> dict:
     }
 
 
+def _classes(A: np.ndarray, y: np.ndarray, both_only: bool = False):
+    """Rows and classes for the separation checks: y = 1 in, y = 0 out, and a proportion
+    strictly between (grouped data) on both sides, as its linear predictor must stay finite.
+    both_only: those rows alone, on the outside (the summary has them inside already)."""
+    mid = (y > 0) & (y < 1)
+    if both_only:
+        return A[mid], np.zeros(int(mid.sum()), dtype=bool)
+    if not mid.any():
+        return A, y == 1
+    return np.vstack([A, A[mid]]), np.concatenate([y > 0, np.zeros(int(mid.sum()), bool)])
+
+
 def _check_boundary(fam, blocks, final, opt, target, in_memory):
     """Estimates on the boundary (infinite) must not be printed as if they were estimates."""
     if fam.name == "bernoulli" and (final["extreme"] or not opt.converged):
         confirmed = True
         if in_memory:
-            A, y = blocks[0][0], blocks[0][1]
-            confirmed = separation_exists(A, y == 1)
+            confirmed = separation_exists(*_classes(blocks[0][0], blocks[0][1]))
         if confirmed:
             raise FitError(
                 f"Quasi-complete separation: a combination of columns predicts {target} "
@@ -773,6 +801,8 @@ def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> di
     from mlfit.diagnostics import glm_diagnostics
 
     params = result.params
+    if trials.has_trials(data):  # proportions with weights trials x prior, as the fit
+        data = trials.proportions(data)
     X, y, offset, prior = data.X, data.y, data.extra("offset"), data.extra("weights")
     if rows is not None:
         X, y = X[rows], y[rows]
