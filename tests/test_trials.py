@@ -245,3 +245,24 @@ def test_solver_checks_the_counts():
     with pytest.raises(ValueError, match="bernoulli"):
         data = ModelData(X=X, y=np.ones(3), extras={"trials": np.full(3, 2.0)})
         newton.fit(data, newton.Config(family="poisson"))
+
+
+def test_diagnostics_of_grouped_rows(rng):
+    """--plot's residuals and leverages of grouped rows are statsmodels' (R's rstandard,
+    hatvalues, cooks.distance of the cbind fit); rows with 0 trials are left out (NaN)."""
+    cols = table(rng)
+    ref, used = reference(cols)
+    X = np.column_stack([cols["x1"], cols["x2"]] + [(cols["g"] == v) * 1.0 for v in "bc"])
+    data = ModelData(X=X, y=cols["s"].astype(float), extras={"trials": cols["t"].astype(float)})
+    result = newton.fit(data, newton.Config(family="bernoulli"))
+    d = newton.plot_data(result, data, None)["diagnostics"]
+    infl = ref.get_influence()
+    # residuals of order 1: 10 digits absolute (a residual near 0 keeps fewer relatively)
+    for ours, theirs in [
+        ("residuals", ref.resid_deviance),
+        ("pearson_residuals", ref.resid_pearson),
+    ]:
+        np.testing.assert_allclose(d[ours][used], theirs, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(d["leverage"][used], infl.hat_matrix_diag, rtol=1e-9)
+    np.testing.assert_allclose(d["cooks_distance"][used], infl.cooks_distance[0], rtol=1e-8)
+    assert np.isnan(d["cooks_distance"][~used]).all()
