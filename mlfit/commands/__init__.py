@@ -170,6 +170,32 @@ def design_options(config_cls):
     return decorate
 
 
+def classifier_options(config_cls, seed: bool = True, threshold_for: str = "Two classes"):
+    """--holdout FRACTION, --seed (seed=False: the command has one, e.g. descent_options) and
+    --threshold; `threshold_for` says when the threshold applies."""
+
+    def decorate(f):
+        f = config_option(
+            config_cls,
+            "threshold",
+            f"{threshold_for}: predict the second class when its probability is at least this.",
+            type=FiniteFloat(0, 1),
+        )(f)
+        if seed:
+            f = config_option(config_cls, "seed", "Seed of --holdout.", type=int)(f)
+        return click.option(
+            "--holdout",
+            type=FiniteFloat(0, 1, min_open=True, max_open=True),
+            metavar="FRACTION",
+            # no click default (it would fail the open range): Config's when not given
+            callback=lambda ctx, param, value: config_cls.holdout if value is None else value,
+            help="Hold out this fraction of each class's rows (seeded by --seed) and report the "
+            "same metrics on them.",
+        )(f)
+
+    return decorate
+
+
 def descent_options(config_cls, methods=("batch", "minibatch", "sgd")):
     """--method, --lr, --batch-size, --epochs, --tol, --seed, --strict."""
 

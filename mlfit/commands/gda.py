@@ -9,6 +9,7 @@ import click
 from mlfit.commands import (
     FiniteFloat,
     chunk_rows_option,
+    classifier_options,
     config_from,
     config_option,
     data_options,
@@ -56,21 +57,7 @@ class Shrinkage(click.ParamType):
     "Added to each covariance diagonal, times that feature's variance (unit-free).",
     type=FiniteFloat(min=0),
 )
-@click.option(
-    "--holdout",
-    type=FiniteFloat(0, 1, min_open=True, max_open=True),
-    metavar="FRACTION",
-    help="Hold out this fraction of each class's rows (seeded by --seed) and report the same "
-    "metrics on them.",
-)
-@click.option("--seed", type=int, default=Config.seed, show_default=True, help="Seed of --holdout.")
-@click.option(
-    "--threshold",
-    type=FiniteFloat(0, 1),
-    default=Config.threshold,
-    show_default=True,
-    help="Two classes: predict the second when its probability is at least this.",
-)
+@classifier_options(Config)
 @chunk_rows_option("one pass per statistic (labels, moments, metrics)")
 @output_options
 def command(data, target, features, drop, na, chunk_rows, as_json, save, plot, quiet, **settings):
@@ -92,7 +79,6 @@ def command(data, target, features, drop, na, chunk_rows, as_json, save, plot, q
         mlfit gda sample_data/flowers.csv -y species --per-class-covariance --holdout 0.25
         mlfit gda sample_data/admissions.csv -y admitted --shrinkage auto -o admit.model
     """
-    settings["holdout"] = settings["holdout"] or 0.0
     run_fit(
         "gda",
         config_from(Config, settings),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mlfit.commands import (
-    FiniteFloat,
+    classifier_options,
     covariance,
     data_options,
     descent_options,
@@ -42,20 +42,7 @@ METHODS = ("auto", "newton", "lbfgs", "batch", "minibatch", "sgd")
 @weights_option
 @robust_options
 @click.option("--multiclass", is_flag=True, help="Softmax regression even for two classes.")
-@click.option(
-    "--holdout",
-    type=FiniteFloat(0, 1, min_open=True, max_open=True),
-    metavar="FRACTION",
-    help="Hold out this fraction of each class's rows (seeded by "
-    "--seed) and report the same metrics on them.",
-)
-@click.option(
-    "--threshold",
-    type=FiniteFloat(0, 1),
-    default=Config.threshold,
-    show_default=True,
-    help="Binary models: predict the second class when its probability is at least this.",
-)
+@classifier_options(Config, seed=False, threshold_for="Binary models")
 @output_options
 def command(
     data,
@@ -115,7 +102,7 @@ def command(
         class_weight=class_weight,
         multiclass=multiclass,
         intercept=intercept,
-        holdout=holdout or 0.0,
+        holdout=holdout,
         threshold=threshold,
         covariance=covariance(se, hc, cluster, l2),
     )

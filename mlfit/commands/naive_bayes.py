@@ -7,6 +7,7 @@ import click
 from mlfit.commands import (
     FiniteFloat,
     chunk_rows_option,
+    classifier_options,
     config_from,
     config_option,
     data_options,
@@ -32,20 +33,7 @@ from mlfit.solvers.naive_bayes import Config
     "Added to every variance, times the largest feature variance (scikit-learn's).",
     type=FiniteFloat(min=0),
 )
-@click.option(
-    "--holdout",
-    type=FiniteFloat(0, 1, min_open=True, max_open=True),
-    metavar="FRACTION",
-    help="Hold out this fraction of each class's rows (seeded by --seed) and report the same "
-    "metrics on them.",
-)
-@click.option("--seed", type=int, default=Config.seed, show_default=True, help="Seed of --holdout.")
-@config_option(
-    Config,
-    "threshold",
-    "Two classes: predict the second class when its probability is at least this.",
-    type=FiniteFloat(0, 1),
-)
+@classifier_options(Config)
 @chunk_rows_option("in three passes")
 @output_options
 def command(data, target, features, drop, na, chunk_rows, as_json, save, plot, quiet, **settings):
@@ -67,7 +55,6 @@ def command(data, target, features, drop, na, chunk_rows, as_json, save, plot, q
         mlfit naive-bayes sample_data/flowers.csv -y species --holdout 0.25 --seed 1
         mlfit naive-bayes sample_data/admissions.csv -y admitted --categorical rank -o nb.model
     """
-    settings["holdout"] = settings["holdout"] or 0.0
     run_fit(
         "naive-bayes",
         config_from(Config, settings),
