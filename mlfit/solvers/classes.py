@@ -1,5 +1,5 @@
 """Class labels shared by every classifier: codes (in memory or over chunks), the stratified
-holdout, ROC/calibration data.
+holdout, thresholds, metrics and predictions from class probabilities, ROC/calibration data.
 
 A classifier's fit stores internals codes, train and test (indices, test None without
 --holdout) and its Params has proba(X); `plot_data` then serves the roc and calibration plots.
@@ -13,7 +13,9 @@ import numpy as np
 
 from mlfit import engine
 from mlfit.contract import FitResult, ModelData
-from mlfit.errors import DataError
+from mlfit.errors import DataError, UsageError
+from mlfit.metrics import classification_metrics
+from mlfit.params import ParamsError, read_float
 
 
 def encode_labels(y: np.ndarray, target: str = "y") -> tuple[np.ndarray, list]:
@@ -119,6 +121,64 @@ def split(data: ModelData, holdout: float, seed: int):
     if holdout:
         train, test = holdout_split(codes, holdout, seed)
     return codes, labels, train, test
+
+
+def holdout_info(config) -> dict:
+    """The info entries of a fit with --holdout (its fraction and seed); none without."""
+    return {"holdout": config.holdout, "seed": config.seed} if config.holdout else {}
+
+
+def read_threshold(d: dict) -> float:
+    """A model file's 'threshold', which must be a probability."""
+    threshold = read_float(d, "threshold")
+    if not 0.0 <= threshold <= 1.0:
+        raise ParamsError("'threshold' must be a probability")
+    return threshold
+
+
+def decide(P: np.ndarray, threshold: float) -> np.ndarray:
+    """(n,) class codes from probabilities P (n, K): the most probable class; for two classes,
+    the second when its probability is at least the threshold."""
+    if P.shape[1] == 2:
+        return (P[:, 1] >= threshold).astype(np.int64)
+    return np.argmax(P, axis=1)
+
+
+def threshold_warning(K: int, threshold: float, default: float) -> list[str]:
+    """The warning for a --threshold given to a fit of more than two classes (else none)."""
+    if K > 2 and threshold != default:
+        return [f"--threshold is for two classes; {K} classes go to the most probable."]
+    return []
+
+
+def metrics(codes, P, labels: list, decide, train, test, **extra) -> dict:
+    """classification_metrics of the training rows (codes and P indexed by train), then the
+    extra entries (the log-likelihood), then those of the held-out rows under 'holdout' (test
+    None: none); decide(P) gives the predicted codes."""
+    out = classification_metrics(codes[train], P[train], labels, decide(P[train]))
+    out.update(extra)
+    if test is not None:
+        out["holdout"] = classification_metrics(codes[test], P[test], labels, decide(P[test]))
+    return out
+
+
+def predict(
+    params, data: ModelData, proba: bool = False, threshold: float | None = None
+) -> dict[str, np.ndarray]:
+    """The predicted label, and with proba a column p_<class> per class, of a Params with
+    classes, proba(X) and decide(P, threshold)."""
+    if threshold is not None and len(params.classes) > 2:
+        raise UsageError(
+            f"--threshold is for two classes; this model has {len(params.classes)}: every "
+            "row goes to its most probable class."
+        )
+    P = params.proba(data.X)
+    labels = np.array(params.classes, dtype=object)
+    out = {"prediction": labels[params.decide(P, threshold)]}
+    if proba:
+        for k, label in enumerate(params.classes):
+            out[f"p_{label}"] = P[:, k]
+    return out
 
 
 def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:

@@ -21,15 +21,13 @@ import numpy as np
 
 from mlfit import contract, engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, no_progress
-from mlfit.errors import DataError, UsageError
-from mlfit.metrics import classification_metrics
+from mlfit.errors import DataError
 from mlfit.numerics import logsumexp, rowwise_matmul
 from mlfit.params import (
     ParamsError,
     decode_array,
     encode_array,
     read_bool,
-    read_float,
     read_labels,
 )
 from mlfit.solvers import classes
@@ -98,9 +96,7 @@ class Params(contract.Params):
     def from_dict(cls, d: dict, n_columns: int) -> Params:
         labels = read_labels(d, "classes")
         K, p = len(labels), n_columns
-        threshold = read_float(d, "threshold")
-        if not 0.0 <= threshold <= 1.0:
-            raise ParamsError("'threshold' must be a probability")
+        threshold = classes.read_threshold(d)
         priors = decode_array(d, "priors", (K,))
         if np.any(priors <= 0) or abs(priors.sum() - 1.0) > 1e-9:
             raise ParamsError("'priors' must be positive and sum to 1")
@@ -158,10 +154,7 @@ class Params(contract.Params):
     def decide(self, P: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """(n,) class codes: the most probable class; for two, the second when its probability
         is at least the threshold."""
-        if P.shape[1] == 2:
-            cut = self.threshold if threshold is None else threshold
-            return (P[:, 1] >= cut).astype(np.int64)
-        return np.argmax(P, axis=1)
+        return classes.decide(P, self.threshold if threshold is None else threshold)
 
 
 def _forward(L: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -255,23 +248,20 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
 
     estimator = Estimator(moments, config, names, labels)
     estimate = estimator.estimate(fourth)
-    warnings = list(estimate.warnings)
-    if K > 2 and config.threshold != Config.threshold:
-        warnings.append(f"--threshold is for two classes; {K} classes go to the most probable.")
+    warnings = [
+        *estimate.warnings,
+        *classes.threshold_warning(K, config.threshold, Config.threshold),
+    ]
     params = Params(  # in the units of X / scale
         labels, estimator.priors, moments.mean, estimate.covariances, config.threshold, scale
     )
     # each row's probabilities come back (n x K floats: the metrics and AUC need them)
     P = np.vstack(engine.map_reduce(chunks, _Probabilities(params), classes.concat))
-    metrics = classification_metrics(codes[train], P[train], labels, params.decide(P[train]))
     # the density of x, not of x / scale: log|det| of the scaling once per row
-    metrics["log_likelihood"] = _log_likelihood(params, moments) - len(train) * float(
-        np.sum(np.log(scale))
+    log_likelihood = _log_likelihood(params, moments) - len(train) * float(np.sum(np.log(scale)))
+    metrics = classes.metrics(
+        codes, P, labels, params.decide, train, test, log_likelihood=log_likelihood
     )
-    if test is not None:
-        metrics["holdout"] = classification_metrics(
-            codes[test], P[test], labels, params.decide(P[test])
-        )
     p = len(names)
     per_cov = p * (p + 1) // 2
     n_parameters = (K - 1) + K * p + per_cov * (K if config.per_class_covariance else 1)
@@ -282,10 +272,8 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         "shrinkage": _shrinkage_info(config, estimate.shrinkage),
         "reg_covar": estimate.reg,
         "fit_seconds": time.perf_counter() - started,
+        **classes.holdout_info(config),
     }
-    if config.holdout:
-        info["holdout"] = config.holdout
-        info["seed"] = config.seed
     return FitResult(
         params,
         n_parameters=n_parameters,
@@ -375,22 +363,7 @@ def _log_likelihood(params: Params, m: ClassMoments) -> float:
     return ll
 
 
-def predict(
-    params: Params, data: ModelData, proba: bool = False, threshold: float | None = None
-) -> dict[str, np.ndarray]:
-    """The predicted label, and with proba a column p_<class> per class."""
-    if threshold is not None and len(params.classes) > 2:
-        raise UsageError(
-            f"--threshold is for two classes; this model has {len(params.classes)}: every "
-            "row goes to its most probable class."
-        )
-    P = params.proba(data.X)
-    labels = np.array(params.classes, dtype=object)
-    out = {"prediction": labels[params.decide(P, threshold)]}
-    if proba:
-        for k, label in enumerate(params.classes):
-            out[f"p_{label}"] = P[:, k]
-    return out
+predict = classes.predict  # the label, and with proba a column p_<class> per class
 
 
 def plot_data(result: FitResult, data: ModelData, rows: np.ndarray | None) -> dict:

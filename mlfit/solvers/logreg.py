@@ -330,9 +330,7 @@ def _fit(data: ModelData, config: Config, on_progress: ProgressFn) -> FitResult:
     info.update(sandwich_info)
     if config.l2 > 0:
         info["l2"] = config.l2
-    if config.holdout:
-        info["holdout"] = config.holdout
-        info["seed"] = config.seed
+    info.update(classes.holdout_info(config))
     return FitResult(
         params,
         n_parameters=B.size,

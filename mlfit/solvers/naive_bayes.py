@@ -26,8 +26,7 @@ import numpy as np
 
 from mlfit import contract, engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
-from mlfit.errors import DataError, FitError, UsageError
-from mlfit.metrics import classification_metrics
+from mlfit.errors import DataError, FitError
 from mlfit.params import (
     ParamsError,
     decode_array,
@@ -100,9 +99,7 @@ class Params(contract.Params):
     def from_dict(cls, d: dict, n_columns: int) -> Params:
         labels = read_labels(d, "classes")
         K = len(labels)
-        threshold, alpha = read_float(d, "threshold"), read_float(d, "alpha")
-        if not 0.0 <= threshold <= 1.0:
-            raise ParamsError("'threshold' must be a probability")
+        threshold, alpha = classes.read_threshold(d), read_float(d, "alpha")
         if not alpha > 0:
             raise ParamsError("'alpha' must be positive")
         count = decode_array(d, "class_count", (K,))
@@ -153,10 +150,7 @@ class Params(contract.Params):
 
     def decide(self, P: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """(n,) predicted class codes; two classes: the second when its p >= threshold."""
-        if len(self.classes) == 2:
-            cut = self.threshold if threshold is None else threshold
-            return (P[:, 1] >= cut).astype(np.int64)
-        return np.argmax(P, axis=1)
+        return classes.decide(P, self.threshold if threshold is None else threshold)
 
 
 def _normalised(jll: np.ndarray) -> np.ndarray:
@@ -248,10 +242,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         config.alpha,
     )
     result = _result(params, chunks, codes, train, test, names, first.names, config)
-    if K > 2 and config.threshold != Config.threshold:
-        result.warnings.append(
-            f"--threshold is for two classes; {K} classes go to the most probable."
-        )
+    result.warnings.extend(classes.threshold_warning(K, config.threshold, Config.threshold))
     on_progress(Step(1, 1, -result.metrics["log_likelihood"] / len(train)))
     result.info["fit_seconds"] = time.perf_counter() - start
     return result
@@ -314,14 +305,9 @@ def _result(params: Params, chunks, codes, train, test, gaussian_names, names, c
     # each row's probabilities come back (n x K floats: the metrics and AUC need them)
     parts, joint = engine.fold(chunks, step, _concat_pairs, with_start=True) or ([], [])
     P = np.vstack(parts) if parts else np.empty((0, K))
-    metrics = classification_metrics(
-        codes[train], P[train], params.classes, params.decide(P[train])
+    metrics = classes.metrics(
+        codes, P, params.classes, params.decide, train, test, log_likelihood=math.fsum(joint)
     )
-    metrics["log_likelihood"] = math.fsum(joint)
-    if test is not None:
-        metrics["holdout"] = classification_metrics(
-            codes[test], P[test], params.classes, params.decide(P[test])
-        )
     labels = [str(c) for c in params.classes]
     tables = {
         "classes": Table(
@@ -350,10 +336,8 @@ def _result(params: Params, chunks, codes, train, test, gaussian_names, names, c
         "categorical_features": len(params.categorical),
         "alpha": config.alpha,
         "var_smoothing": config.var_smoothing,
+        **classes.holdout_info(config),
     }
-    if config.holdout:
-        info["holdout"] = config.holdout
-        info["seed"] = config.seed
     return FitResult(
         params,
         n_parameters=n_parameters,
@@ -365,21 +349,5 @@ def _result(params: Params, chunks, codes, train, test, gaussian_names, names, c
     )
 
 
-def predict(
-    params: Params, data: ModelData, proba: bool = False, threshold: float | None = None
-) -> dict[str, np.ndarray]:
-    """The predicted label, and with proba a column p_<class> per class."""
-    if threshold is not None and len(params.classes) > 2:
-        raise UsageError(
-            f"--threshold is for two classes; this model has {len(params.classes)}: every "
-            "row goes to its most probable class."
-        )
-    P = params.proba(data.X)
-    out = {"prediction": np.array(params.classes, dtype=object)[params.decide(P, threshold)]}
-    if proba:
-        for k, label in enumerate(params.classes):
-            out[f"p_{label}"] = P[:, k]
-    return out
-
-
+predict = classes.predict  # the label, and with proba a column p_<class> per class
 plot_data = classes.plot_data  # the roc and calibration figures
