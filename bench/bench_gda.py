@@ -33,18 +33,18 @@ if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", 
     os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 from bench_regression import (
+    against_sklearn_classifier,
     cached_data,
-    median_times,
+    class_names,
     mlfit_command,
-    print_mlfit_timing,
-    wall_time,
+    print_timing_of,
+    race,
+    unequal_classes,
     warm_page_cache,
 )
 
@@ -66,7 +66,6 @@ def write_gda_csv(path: Path, rows: int, cols: int, classes: int, block: int = 5
     import pyarrow.csv as pcsv
 
     rng = np.random.default_rng(0)
-    weights = np.arange(1, classes + 1) / (classes * (classes + 1) / 2)
     means = rng.normal(0, 1.5, (classes, cols))
     mixing = [rng.normal(size=(cols, cols)) / np.sqrt(cols) + np.eye(cols) for _ in range(classes)]
     scales = np.geomspace(0.5, 50.0, cols)  # sklearn QDA: absolute rank tol 1e-4
@@ -76,11 +75,11 @@ def write_gda_csv(path: Path, rows: int, cols: int, classes: int, block: int = 5
     with pcsv.CSVWriter(str(tmp), pa.schema(fields)) as writer:
         for start in range(0, rows, block):
             n = min(block, rows - start)
-            y = rng.choice(classes, size=n, p=weights)
+            y = unequal_classes(rng, classes, n)
             Z = rng.normal(size=(n, cols))
             X = np.einsum("nj,njk->nk", Z, np.array(mixing)[y]) + means[y]
             columns = dict(zip(names, (X * scales).T))
-            columns["label"] = np.array([f"c{k}" for k in range(classes)])[y]
+            columns["label"] = class_names(classes, y)
             writer.write_table(pa.table(columns, schema=pa.schema(fields)))
     tmp.rename(path)
 
@@ -100,23 +99,13 @@ def fit_only(path: Path, repeat: int) -> None:
     print(f"fit only, {X.shape[0]:,} x {X.shape[1]}, {len(set(y))} classes, median of {repeat}")
     for kind, make in (("lda", lambda: LDA(solver="lsqr")), ("qda", QDA)):
         config = gda.Config(per_class_covariance=kind == "qda")
-        t = median_times(
-            {
-                "mlfit": lambda config=config: gda.fit(data, config),
-                "sklearn": lambda make=make: make().fit(X, y),
-                "sklearn+proba": lambda make=make: make().fit(X, y).predict_proba(X),
-            },
-            repeat,
+        timing = against_sklearn_classifier(
+            lambda config=config: gda.fit(data, config), make, X, y, repeat
         )
         diff = np.max(
             np.abs(gda.fit(data, config).params.proba(X) - make().fit(X, y).predict_proba(X))
         )
-        print(
-            f"  {kind}: mlfit {1e3 * t['mlfit']:.0f} ms, sklearn fit {1e3 * t['sklearn']:.0f} ms "
-            f"(ratio {t['mlfit'] / t['sklearn']:.2f}), sklearn fit + predict_proba "
-            f"{1e3 * t['sklearn+proba']:.0f} ms (ratio {t['mlfit'] / t['sklearn+proba']:.2f}); "
-            f"max |P difference| {diff:.1e}"
-        )
+        print(f"  {kind}: {timing}; max |P difference| {diff:.1e}")
 
 
 def end_to_end(path: Path, repeat: int = 3) -> None:
@@ -127,16 +116,12 @@ def end_to_end(path: Path, repeat: int = 3) -> None:
         if kind == "qda":
             mlfit.append("--per-class-covariance")
         sklearn = [sys.executable, "-c", PIPELINE, str(path), kind]
-        t = median_times(
-            {"mlfit": lambda m=mlfit: wall_time(m), "sklearn": lambda s=sklearn: wall_time(s)},
-            repeat,
-        )
+        t = race({"mlfit": mlfit, "sklearn": sklearn}, repeat)
         print(
             f"  {kind}: mlfit {t['mlfit']:.2f} s, pandas + sklearn {t['sklearn']:.2f} s "
             f"(ratio {t['mlfit'] / t['sklearn']:.2f})"
         )
-        out = subprocess.run(mlfit, capture_output=True, text=True, check=True).stdout
-        print_mlfit_timing(json.loads(out).get("timing"))
+        print_timing_of(mlfit)
 
 
 def main() -> None:

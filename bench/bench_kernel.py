@@ -50,7 +50,7 @@ from bench_regression import (
     mlfit_command,
     peak_rss_and_wall,
     print_mlfit_timing,
-    wall_time,
+    race,
     warm_page_cache,
 )
 
@@ -121,9 +121,7 @@ def exact(path: Path) -> None:
     warm_page_cache(path)
     mlfit = [*mlfit_command(), "kernel", str(path), "-y", "y", "--json", "-q"]
     sklearn = [sys.executable, "-c", SKLEARN_PIPELINE, str(path)]
-    times = median_times(
-        {"mlfit": lambda: wall_time(mlfit), "sklearn": lambda: wall_time(sklearn)}, 3
-    )
+    times = race({"mlfit": mlfit, "sklearn": sklearn}, 3)
     print(
         f"  end to end rbf: mlfit {times['mlfit']:.2f} s, pandas + KernelRidge "
         f"{times['sklearn']:.2f} s, ratio {times['mlfit'] / times['sklearn']:.2f}"

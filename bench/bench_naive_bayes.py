@@ -35,18 +35,18 @@ if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", 
     os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 from bench_regression import (
+    against_sklearn_classifier,
     cached_data,
-    median_times,
+    class_names,
     mlfit_command,
-    print_mlfit_timing,
-    wall_time,
+    print_timing_of,
+    race,
+    unequal_classes,
     warm_page_cache,
 )
 
@@ -74,8 +74,7 @@ def write_csv(path: Path, rows: int, cols: int, classes: int, kind: str) -> None
     import pyarrow.csv as pcsv
 
     rng = np.random.default_rng(0)
-    weights = np.arange(1, classes + 1) / (classes * (classes + 1) / 2)
-    y = rng.choice(classes, size=rows, p=weights)
+    y = unequal_classes(rng, classes, rows)
     columns = {}
     if kind == "gaussian":
         means = rng.normal(0, 1.0, (classes, cols))
@@ -88,7 +87,7 @@ def write_csv(path: Path, rows: int, cols: int, classes: int, kind: str) -> None
             u = rng.random(rows)[:, None]
             codes = (u > np.cumsum(p[y], axis=1)).sum(axis=1)
             columns[f"t{j + 1}"] = LEVELS[np.minimum(codes, len(LEVELS) - 1)]
-    columns["label"] = np.array([f"c{k}" for k in range(classes)])[y]
+    columns["label"] = class_names(classes, y)
     tmp = path.with_suffix(".tmp")
     pcsv.write_csv(pa.table(columns), str(tmp))
     tmp.rename(path)
@@ -126,21 +125,11 @@ def fit_only(path: Path, kind: str, repeat: int) -> None:
     else:
         Xs, make = OrdinalEncoder().fit_transform(frame), CategoricalNB
     config = naive_bayes.Config()
-    t = median_times(
-        {
-            "mlfit": lambda: naive_bayes.fit(data, config),
-            "sklearn": lambda: make().fit(Xs, y),
-            "sklearn+proba": lambda: make().fit(Xs, y).predict_proba(Xs),
-        },
-        repeat,
-    )
+    timing = against_sklearn_classifier(lambda: naive_bayes.fit(data, config), make, Xs, y, repeat)
     ours = naive_bayes.fit(data, config).params.log_proba(data.X)
     diff = np.max(np.abs(ours - make().fit(Xs, y).predict_log_proba(Xs)))
     print(
-        f"  fit only ({Xs.shape[0]:,} x {Xs.shape[1]}, median of {repeat}): mlfit "
-        f"{1e3 * t['mlfit']:.0f} ms, sklearn fit {1e3 * t['sklearn']:.0f} ms (ratio "
-        f"{t['mlfit'] / t['sklearn']:.2f}), sklearn fit + predict_proba "
-        f"{1e3 * t['sklearn+proba']:.0f} ms (ratio {t['mlfit'] / t['sklearn+proba']:.2f}); "
+        f"  fit only ({Xs.shape[0]:,} x {Xs.shape[1]}, median of {repeat}): {timing}; "
         f"max |log P difference| {diff:.1e}"
     )
 
@@ -149,15 +138,12 @@ def end_to_end(path: Path, kind: str, repeat: int = 3) -> None:
     warm_page_cache(path)
     mlfit = [*mlfit_command(), "naive-bayes", str(path), "-y", "label", "--json", "-q"]
     sklearn = [sys.executable, "-c", PIPELINE, str(path), kind]
-    t = median_times(
-        {"mlfit": lambda: wall_time(mlfit), "sklearn": lambda: wall_time(sklearn)}, repeat
-    )
+    t = race({"mlfit": mlfit, "sklearn": sklearn}, repeat)
     print(
         f"  end to end (fresh processes, median of {repeat}): mlfit {t['mlfit']:.2f} s, "
         f"pandas + sklearn {t['sklearn']:.2f} s (ratio {t['mlfit'] / t['sklearn']:.2f})"
     )
-    out = subprocess.run(mlfit, capture_output=True, text=True, check=True).stdout
-    print_mlfit_timing(json.loads(out).get("timing"))
+    print_timing_of(mlfit)
 
 
 def main() -> None:

@@ -175,6 +175,49 @@ def median_times(fns: dict, repeat: int) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def race(commands: dict, repeat: int) -> dict:
+    """{name: median wall seconds of a fresh run of the command}, taking turns."""
+    return median_times(
+        {name: lambda c=cmd: wall_time(c) for name, cmd in commands.items()}, repeat
+    )
+
+
+def print_timing_of(cmd: list[str]) -> None:
+    """Run an `mlfit ... --json` command once more and print its own timing split."""
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    print_mlfit_timing(json.loads(out).get("timing"))
+
+
+def against_sklearn_classifier(ours, make, X, y, repeat: int) -> str:
+    """ours() against make().fit(X, y), and fit then predict_proba on the training rows (an
+    mlfit classifier's fit computes every row's probabilities for its metrics), median of
+    repeat: 'mlfit .. ms, sklearn fit .. ms (ratio ..), sklearn fit + predict_proba ..'."""
+    t = median_times(
+        {
+            "mlfit": ours,
+            "sklearn": lambda: make().fit(X, y),
+            "sklearn+proba": lambda: make().fit(X, y).predict_proba(X),
+        },
+        repeat,
+    )
+    return (
+        f"mlfit {1e3 * t['mlfit']:.0f} ms, sklearn fit {1e3 * t['sklearn']:.0f} ms "
+        f"(ratio {t['mlfit'] / t['sklearn']:.2f}), sklearn fit + predict_proba "
+        f"{1e3 * t['sklearn+proba']:.0f} ms (ratio {t['mlfit'] / t['sklearn+proba']:.2f})"
+    )
+
+
+def unequal_classes(rng, classes: int, n: int) -> np.ndarray:
+    """(n,) class codes 0..classes-1, class k drawn with probability proportional to k + 1."""
+    weights = np.arange(1, classes + 1) / (classes * (classes + 1) / 2)
+    return rng.choice(classes, size=n, p=weights)
+
+
+def class_names(classes: int, y: np.ndarray) -> np.ndarray:
+    """The label column (c0, c1, ...) of class codes y."""
+    return np.array([f"c{k}" for k in range(classes)])[y]
+
+
 def max_rel_diff(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), np.finfo(float).tiny)))
@@ -215,14 +258,7 @@ def end_to_end(path: Path, repeat: int = 3) -> dict:
     mlfit = [*mlfit_command(), "normal-eq", str(path), "--json", "-q"]
     sklearn = [sys.executable, "-c", SKLEARN_PIPELINE, str(path)]
     floor = [sys.executable, "-c", FLOOR_PIPELINE, str(path)]
-    t = median_times(
-        {
-            "mlfit": lambda: wall_time(mlfit),
-            "sklearn": lambda: wall_time(sklearn),
-            "floor": lambda: wall_time(floor),
-        },
-        repeat,
-    )
+    t = race({"mlfit": mlfit, "sklearn": sklearn, "floor": floor}, repeat)
     summary = json.loads(subprocess.run(mlfit, capture_output=True, text=True, check=True).stdout)
     rows, cols = summary["data"]["rows_used"], len(summary["coefficients"])
     peak, _, _ = peak_rss_and_wall(mlfit)
