@@ -327,7 +327,7 @@ def test_step_halving_inside_fit(rng, monkeypatch):
     fit still matches statsmodels."""
     x, y = large_counts(rng)
     trials: list[float] = []
-    original = newton._summed
+    original = newton.summed
 
     def recording(fam, blocks, pen):
         objective = original(fam, blocks, pen)
@@ -339,7 +339,7 @@ def test_step_halving_inside_fit(rng, monkeypatch):
 
         return wrapped
 
-    monkeypatch.setattr(newton, "_summed", recording)
+    monkeypatch.setattr(newton, "summed", recording)
     res = newton.fit(ModelData(x, y), newton.Config(family="poisson"))
     assert trials[1] < trials[0]  # the first trial (the full step) was rejected
     assert res.convergence["converged"]
