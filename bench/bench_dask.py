@@ -100,7 +100,8 @@ def compare(name: str, args: list[str], clusters: dict, repeat: int) -> None:
         k = nodes * per_node
         mb = (k + _merges(k)) * statistic / 1e6
         print(
-            f"  100 nodes x {per_node} partitions: {k + _merges(k)} statistics, ~{mb:.0f} MB per pass"
+            f"  {nodes} nodes x {per_node} partitions: {k + _merges(k)} statistics, "
+            f"~{mb:.0f} MB per pass"
         )
 
 
@@ -139,7 +140,7 @@ def main() -> None:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,
             )
         compare(
             "out-of-core regression",

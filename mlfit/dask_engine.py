@@ -43,12 +43,14 @@ class Session:
                 _probe(address)  # a Client that fails to connect hangs in its __del__
                 self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
             else:
+                # dashboard on any free port (8787, when taken, is a warning); the workers'
+                # logs silenced (they log errors mlfit handles, such as a singular start)
                 self._cluster = LocalCluster(
                     n_workers=os.cpu_count() or 1,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=":0",  # no dashboard on the fixed port 8787 (a warning when taken)
-                    silence_logs=logging.ERROR,
+                    dashboard_address=":0",
+                    silence_logs=logging.CRITICAL,
                 )
                 self.client = Client(self._cluster, set_as_default=False)
             self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)

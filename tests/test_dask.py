@@ -43,7 +43,7 @@ def cluster():
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
-        silence_logs=logging.ERROR,
+        silence_logs=logging.CRITICAL,
     ) as c:
         yield c
 
@@ -237,7 +237,8 @@ def test_a_local_fit_never_imports_dask(tmp_path):
     _, whole = write(tmp_path, make_table())
     code = (
         "import sys; from click.testing import CliRunner; from mlfit.cli import cli; "
-        f"r = CliRunner().invoke(cli, ['normal-eq', {whole!r}, '-y', 'y', '-q', '--chunk-rows', '50']); "
+        f"args = ['normal-eq', {whole!r}, '-y', 'y', '-q', '--chunk-rows', '50']; "
+        "r = CliRunner().invoke(cli, args); "
         "assert r.exit_code == 0, r.output; "
         "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')); "
@@ -266,6 +267,31 @@ def test_without_an_address_a_local_cluster_is_started_and_closed(runner, tmp_pa
             break
         time.sleep(0.2)
     assert not left
+
+
+def test_ctrl_c_cancels_the_fit_and_leaves_no_file(tmp_path, cluster):
+    from distributed import Client
+
+    folder, _ = write(tmp_path, make_table(n=20_000), parts=4)
+    model = tmp_path / "mix.model"
+    cmd = [sys.executable, "-m", "mlfit", "gmm", folder, "--drop", "y,label", "--k", "1-8"]
+    cmd += ["--covariance", "all", *on(cluster), "-o", str(model), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(client.has_what().values()):
+            time.sleep(0.1)  # until the parts are on the workers: the fit is under way
+        time.sleep(0.5)
+        assert proc.poll() is None, "the fit ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == "Interrupted."
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["parts", "parts-whole.csv"]
+        deadline = time.monotonic() + 10  # the client went away: its tasks are dropped
+        while time.monotonic() < deadline and any(client.processing().values()):
+            time.sleep(0.1)
+        assert not any(client.processing().values())
 
 
 def test_a_worker_killed_mid_fit_changes_nothing(runner, tmp_path, cluster, monkeypatch):
