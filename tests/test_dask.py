@@ -18,7 +18,7 @@ import pytest
 from distributed import LocalCluster
 from test_parts import write_table_parts
 
-from mlfit import dask_engine
+from mlfit import dask_engine, dask_passes
 from mlfit.cli import cli
 from mlfit.solvers import SOLVERS, reads_chunks, runs_distributed
 
@@ -123,6 +123,30 @@ def test_each_format_of_parts(runner, tmp_path, cluster, fmt, compress):
     dist = run(runner, "normal-eq", pattern, "-y", "y", *on(cluster))
     local["data"]["source"] = pattern
     assert_same_fit(local, dist)
+
+
+def test_one_parquet_file_is_split_by_row_groups(runner, tmp_path, cluster):
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    columns = make_table()
+    path = tmp_path / "one.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=70)  # 4 row groups
+    whole = tmp_path / "whole.csv"
+    pcsv.write_csv(pa.table(columns), whole)
+    local = run(runner, "newton", str(whole), *MODEL_ARGS["newton"])
+    dist = run(runner, "newton", str(path), *MODEL_ARGS["newton"], *on(cluster))
+    assert dist["engine"]["partitions"] == 4
+    local["data"]["source"] = str(path)
+    assert_same_fit(local, dist)
+    x1 = columns["x1"].tolist()
+    x1[100] = x1[230] = None  # in the second and the fourth row group
+    pq.write_table(pa.table({**columns, "x1": x1}), path, row_group_size=70)
+    alone = runner.invoke(cli, ["normal-eq", str(path), "-y", "y", "--chunk-rows", "50"])
+    split = runner.invoke(cli, ["normal-eq", str(path), "-y", "y", *on(cluster)])
+    assert alone.exit_code == split.exit_code == 3
+    assert split.stderr == alone.stderr and "2 " in split.stderr and "101" in split.stderr
 
 
 def test_model_file_is_a_local_fits(runner, tmp_path, cluster):
@@ -301,7 +325,7 @@ def test_a_worker_killed_mid_fit_changes_nothing(runner, tmp_path, cluster, monk
     folder, whole = write(tmp_path, make_table(n=2000), parts=8)
     args = MODEL_ARGS["newton"]
     local = run(runner, "newton", whole, *args)
-    fold, killed = dask_engine.DaskChunks.fold, []
+    fold, killed = dask_passes.DaskChunks.fold, []
 
     def fold_then_kill(self, *a, **k):
         out = fold(self, *a, **k)
@@ -314,7 +338,7 @@ def test_a_worker_killed_mid_fit_changes_nothing(runner, tmp_path, cluster, monk
             killed.append(worker)
         return out
 
-    monkeypatch.setattr(dask_engine.DaskChunks, "fold", fold_then_kill)
+    monkeypatch.setattr(dask_passes.DaskChunks, "fold", fold_then_kill)
     dist = run(runner, "newton", folder, *args, *on(cluster))
     assert killed and dist["engine"]["passes"] > 2
     local["data"]["source"] = folder
