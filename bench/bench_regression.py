@@ -28,6 +28,13 @@ import sys
 import time
 from pathlib import Path
 
+# BLAS threads pinned as the mlfit command pins them (before numpy loads): the in-process fits
+# then compare like with like, and a busy second core cannot stall them.
+if __name__ == "__main__" and not any(
+    v in os.environ for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+):
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
