@@ -14,7 +14,8 @@ import pytest
 from scipy.special import gammaln
 
 from mlfit.errors import DataError
-from mlfit.solvers.family import FAMILIES, Bernoulli, Categorical, Gaussian, Poisson, family
+from mlfit.solvers.categorical import Categorical
+from mlfit.solvers.family import FAMILIES, Bernoulli, Gaussian, Poisson, family
 
 #: Central differences with h = 1e-5 on O(1) data: truncation ~h^2, rounding ~eps/h; measured
 #: at most 1.2e-9 relative (gradient) and 5e-10 (information).

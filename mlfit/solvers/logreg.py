@@ -31,8 +31,9 @@ from mlfit.params import (
     read_labels,
 )
 from mlfit.solvers import classes
+from mlfit.solvers.categorical import Categorical
 from mlfit.solvers.descent import DescentConfig, descend
-from mlfit.solvers.family import Bernoulli, Categorical
+from mlfit.solvers.family import Bernoulli
 from mlfit.solvers.linear import check_rows
 from mlfit.solvers.lsq import aliased_design_columns, aliased_warning
 from mlfit.solvers.optimize import (

@@ -20,7 +20,7 @@ from mlfit import engine
 from mlfit.contract import FitResult, ModelData, with_information_criteria
 from mlfit.domains import column_domain_message, domain_message, outside
 from mlfit.errors import DataError
-from mlfit.solvers.family import _log_factorial as log_factorial
+from mlfit.solvers.family import log_factorial
 
 #: What the trials column is, in messages.
 TRIALS = "the numbers of trials"
