@@ -20,11 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlfit import contract, engine
-from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
+from mlfit.contract import FitResult, ModelData, ProgressFn, Step, no_progress
 from mlfit.errors import DataError, FitError
 from mlfit.params import ParamsError, decode_array, encode_array, read_choice
 from mlfit.solvers import mixture_init
-from mlfit.solvers.mixture import COVARIANCE_TYPES, Densities, Mixture, em, log_sum_exp
+from mlfit.solvers.gmm_starts import best_start, informative_directions, min_expected_rows
+from mlfit.solvers.gmm_summary import add_crosstab, summary, to_original
+from mlfit.solvers.mixture import COVARIANCE_TYPES, Densities, Mixture, log_sum_exp
 
 #: Rows EM works on at a time (bounds the (rows, k, d) temporaries, keeps blocks in cache).
 BLOCK_ROWS = 8192
@@ -196,11 +198,6 @@ def _concat(a: list, b: list) -> list:
     return a + b
 
 
-def _min_count(kind: str, d: int) -> float:
-    """Expected rows below which a component is degenerate: its free covariance parameters."""
-    return {"full": d + 1, "diag": 2, "spherical": 2, "tied": 1}[kind]
-
-
 def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     start_time = time.perf_counter()
     n, centre, var, names = _moments(chunks)
@@ -230,7 +227,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     distinct = len(np.unique(sample, axis=0)) if len(init_rows) == n else None
     # Ward's clustering is quadratic: a random part of the sample (which is in file order)
     ward = sample[np.sort(rng.permutation(len(sample))[: mixture_init.WARD_ROWS])]
-    informative, dependent = _informative_directions(sample, reg, var)
+    informative, dependent = informative_directions(sample, reg, var)
     if dependent:
         listed = ", ".join(f"'{names[j]}'" for j in dependent)
         warnings.append(
@@ -254,7 +251,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
         def tick(iteration, mean_ll, _i=i):
             on_progress(Step(_i, len(combos), -mean_ll))
 
-        best, rejected = _best_start(
+        best, rejected = best_start(
             blocks,
             n,
             sample,
@@ -265,7 +262,7 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
             informative,
             config,
             rng,
-            _min_count(kind, d),
+            min_expected_rows(kind, d),
             tick,
         )
         if rejected:
@@ -294,247 +291,20 @@ def _fit(chunks, config: Config, on_progress: ProgressFn) -> FitResult:
     bic = {key: -2.0 * ll + math.log(n) * p for key, (ll, p) in table.items()}
     chosen = min(bic, key=bic.get)
     outcome = fits[chosen]
-    result = _result(outcome, chosen, table, bic, n, centre, scale, names, config, warnings)
-    _final_pass(result, chunks, centre, scale, outcome.mix, sample)
+    quantiles = _training_quantiles(outcome.mix, sample, scale)
+    params = Params(to_original(outcome.mix, centre, scale), quantiles)
+    result = summary(params, outcome, chosen, table, bic, n, scale, names, config, warnings)
+    add_crosstab(result, chunks, centre, scale, outcome.mix)
     result.info["fit_seconds"] = time.perf_counter() - start_time
     return result
 
 
-def _best_start(blocks, n, sample, ward, k, kind, reg, informative, config, rng, min_count, tick):
-    """EM from every start: the non-degenerate outcome with the highest log-likelihood, and
-    how many starts ended degenerate.
-
-    When the data has more rows than the sample, the starts are run on the sample (cheap)
-    and only the best is continued on every row: one full EM per model, not one per start.
-    """
-    starts = [(ward, mixture_init.ward_labels(ward, k))]
-    starts += [(sample, mixture_init.kmeans_labels(sample, k, rng)) for _ in range(config.n_init)]
-    on_sample = n > len(sample)
-    best, rejected = None, 0
-    for X0, labels in starts:
-        mix = mixture_init.from_labels(X0, labels, k, kind, reg)
-        try:
-            rows = [sample] if on_sample else blocks
-            out = em(rows, mix, reg, config.max_iter, config.tol, min_count, tick, True)
-        except np.linalg.LinAlgError:  # a covariance lost definiteness: no usable maximum
-            rejected += 1
-            continue
-        if np.min(out.counts) < min_count or _collapsed(out.mix, reg, informative):
-            rejected += 1  # a spurious maximum: a handful of rows, or a spike on ties
-            continue
-        if best is None or out.loglik > best.loglik:
-            best = out
-    if best is not None and on_sample:
-        try:
-            best = em(blocks, best.mix, reg, config.max_iter, config.tol, min_count, tick, True)
-        except np.linalg.LinAlgError:
-            return None, rejected + 1
-        if np.min(best.counts) < min_count or _collapsed(best.mix, reg, informative):
-            return None, rejected + 1
-    return best, rejected
-
-
-def _informative_directions(sample, reg, var) -> tuple[np.ndarray, list[int]]:
-    """An orthonormal basis (d, r) of the directions in which the data varies (in units of
-    the regularisation), and the columns that are linear combinations of others.  Constant
-    and duplicated columns are flat for every component, whatever the fit: only directions
-    the data spans can show a component collapsing."""
-    root = np.sqrt(reg)
-    centred = (sample - sample.mean(axis=0)) / root
-    _, sv, Vt = np.linalg.svd(centred, full_matrices=False)
-    rank = int(np.sum(sv > 1e-7 * sv[0])) if len(sv) and sv[0] > 0 else 0
-    basis = Vt[:rank].T
-    dependent = []
-    if rank < len(var):
-        null = Vt[rank:]  # directions with no variance: their columns depend on each other
-        loads = np.abs(null).max(axis=0)
-        dependent = [j for j in range(len(var)) if loads[j] > 1e-6 and var[j] > 0]
-        dependent = dependent[1:] if len(dependent) > 1 else dependent  # keep the first
-    return basis, dependent
-
-
-def _collapsed(mix: Mixture, reg: np.ndarray, basis: np.ndarray) -> bool:
-    """Whether some component's variance, in some direction the data spans, is mostly the
-    regularisation: it has collapsed onto a point or a line (repeated values), where the
-    likelihood is unbounded and only --reg-covar holds it; mclust calls such a model
-    singular."""
-    if basis.shape[1] == 0:
-        return False
-    root = np.sqrt(reg)
-    whitened = mix.full_covariances() / root[None, :, None] / root[None, None, :]
-    projected = np.einsum("di,kde,ej->kij", basis, whitened, basis)
-    return bool(np.min(np.linalg.eigvalsh(projected)) < 2.0)
-
-
-def _to_original(mix: Mixture, centre: np.ndarray, scale: np.ndarray) -> Mixture:
-    """The mixture fitted on (x - centre) / scale, in the units of x."""
-    kind, c = mix.covariance_type, mix.covariances
-    means = mix.means * scale + centre
-    if kind == "full":
-        cov = c * scale[None, :, None] * scale[None, None, :]
-    elif kind == "tied":
-        cov = c * scale[:, None] * scale[None, :]
-    elif kind == "diag":
-        cov = c * scale**2
-    elif np.all(scale == 1.0):
-        cov = c
-    else:  # spherical on standardized columns is diagonal in the original units
-        kind, cov = "diag", c[:, None] * scale[None] ** 2
-    return Mixture(kind, mix.weights, means, cov)
-
-
-def _result(outcome, chosen, table, bic, n, centre, scale, names, config, warnings):
-    k, kind = chosen
-    mix = _to_original(outcome.mix, centre, scale)
-    ll = table[chosen][0]
-    if not outcome.converged:
-        warnings.append(
-            f"EM did not converge in {config.max_iter} iterations for k={k} {kind}. Raise "
-            "--max-iter or loosen --tol."
-        )
-    if outcome.reseeded:
-        warnings.append(
-            f"{outcome.reseeded} component(s) emptied during EM and were re-seeded by "
-            "splitting the largest one."
-        )
-    full = mix.full_covariances()
-    components = Table(
-        [str(j + 1) for j in range(k)],
-        {
-            "weight": mix.weights,
-            "mean": [m.tolist() for m in mix.means],
-            "sd": [np.sqrt(np.diag(c)).tolist() for c in full],
-            "covariance": [
-                c.tolist() if mix.covariance_type in ("full", "tied") else np.diag(c).tolist()
-                for c in full
-            ],
-            "expected_rows": outcome.counts,
-        },
-    )
-    ks = sorted({key[0] for key in table})
-    types = [t for t in config.covariance if any(key[1] == t for key in table)]
-    bic_table = Table(
-        [f"k={kk}" for kk in ks],
-        {t: [bic.get((kk, t), math.nan) for kk in ks] for t in types},
-    )
-    metrics = {
-        "log_likelihood": ll,
-        "mean_log_likelihood": ll / n,
-        "n": n,
-        "k": k,
-        "covariance_type": kind,
-        "selected": f"k={k}, {kind}: the lowest BIC of {len(bic)} model(s)",
-        "bic_convention": "BIC = -2 log-likelihood + log(n) parameters: lower is better "
-        "(mclust reports -BIC: higher is better)",
-    }
-    convergence = {
-        "iterations": outcome.iterations,
-        "converged": outcome.converged,
-        "final_loss": -ll / n,
-        "history": [-h - float(np.log(scale).sum()) for h in outcome.history],
-    }
-    info = {
-        "method": "em",
-        "covariance": list(config.covariance),
-        "k": list(config.k),
-        "n_init": config.n_init,
-        "starts": "ward + k-means++",
-        "reg_covar": config.reg_covar,
-        "tol": config.tol,
-        "seed": config.seed,
-        "standardize": config.standardize,
-    }
-    tables = {"components": components}
-    if len(bic) > 1:
-        tables["bic"] = bic_table
-    internals = {
-        "bic": {
-            "ks": ks,
-            "types": types,
-            "values": [[bic.get((kk, t)) for kk in ks] for t in types],
-            "chosen": [k, kind],
-        },
-        "plot_axes": config.plot_axes,
-        "names": names,
-    }
-    params = Params(mix, np.zeros(len(QUANTILE_LEVELS)))
-    return FitResult(
-        params,
-        n_parameters=table[chosen][1],  # of the model fitted (spherical stays k variances)
-        n_obs=n,
-        tables=tables,
-        metrics=metrics,
-        convergence=convergence,
-        warnings=warnings,
-        info=info,
-        internals=internals,
-    )
-
-
-def _final_pass(result, chunks, centre, scale, mix_scaled, sample) -> None:
+def _training_quantiles(mix_scaled: Mixture, sample: np.ndarray, scale: np.ndarray):
     """Log-density quantiles of the training rows (of the seeded sample, when there are more
-    rows than that) and, when labels are given, their cross-tabulation against the most
-    likely component (one more pass)."""
+    rows than that), on the original scale: predict --outliers compares against them."""
     dens = Densities(mix_scaled)
     log_p, _ = log_sum_exp(dens(sample))
-    quantiles = np.quantile(log_p - float(np.log(scale).sum()), QUANTILE_LEVELS)
-    result.params = Params(result.params.mixture, quantiles)
-    counts = engine.map_reduce(chunks, _Crosstab(mix_scaled, centre, scale), _add_counts)
-    if counts:
-        labels = sorted(counts, key=str)
-        result.tables["crosstab"] = Table(
-            [str(lb) for lb in labels],
-            {
-                f"component {j + 1}": [int(counts[lb][j]) for lb in labels]
-                for j in range(mix_scaled.k)
-            },
-        )
-        result.metrics["adjusted_rand_index"] = adjusted_rand_index(
-            np.array([counts[lb] for lb in labels])
-        )
-
-
-@dataclass(frozen=True)
-class _Crosstab:
-    """label -> rows of each most likely component, for one chunk (None without labels)."""
-
-    mix_scaled: Mixture
-    centre: np.ndarray
-    scale: np.ndarray
-
-    def __call__(self, chunk: ModelData) -> dict | None:
-        if chunk.y is None:
-            return None
-        dens = Densities(self.mix_scaled)
-        component = np.argmax(dens((chunk.X - self.centre) / self.scale), axis=1)
-        counts: dict = {}
-        for label, c in zip(chunk.y.tolist(), component.tolist()):
-            counts.setdefault(label, np.zeros(self.mix_scaled.k, dtype=np.int64))[c] += 1
-        return counts
-
-
-def _add_counts(a: dict | None, b: dict | None) -> dict | None:
-    if a is None or b is None:
-        return a if b is None else b
-    out = {label: c.copy() for label, c in a.items()}
-    for label, c in b.items():
-        out[label] = out[label] + c if label in out else c
-    return out
-
-
-def adjusted_rand_index(table: np.ndarray) -> float:
-    """Hubert and Arabie's ARI from a contingency table (rows: labels, columns: clusters)."""
-
-    def pairs(v):
-        v = np.asarray(v, dtype=float)
-        return float((v * (v - 1) / 2).sum())
-
-    n = table.sum()
-    index = pairs(table.ravel())
-    a, b = pairs(table.sum(axis=1)), pairs(table.sum(axis=0))
-    expected = a * b / (n * (n - 1) / 2) if n > 1 else 0.0
-    top = 0.5 * (a + b)
-    return (index - expected) / (top - expected) if top != expected else 1.0
+    return np.quantile(log_p - float(np.log(scale).sum()), QUANTILE_LEVELS)
 
 
 # --------------------------------------------------------------------------- predicting
