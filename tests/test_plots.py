@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlfit import plots
+from mlfit import plot_mixture, plot_regression, plots
 from mlfit.diagnostics import glm_diagnostics
 from mlfit.errors import UsageError
 from mlfit.solvers.family import Bernoulli, Gaussian
@@ -272,27 +272,27 @@ def test_many_components_and_many_points(tmp_path, rng):
 def test_component_colours_do_not_run_out():
     from matplotlib import colormaps
 
-    np.testing.assert_array_equal(plots._component_colours(3), colormaps["tab10"](range(3)))
-    twenty = plots._component_colours(20)
+    np.testing.assert_array_equal(plot_mixture._component_colours(3), colormaps["tab10"](range(3)))
+    twenty = plot_mixture._component_colours(20)
     np.testing.assert_array_equal(twenty[:10], colormaps["tab10"](range(10)))  # tab20, strong
     assert len({tuple(c) for c in twenty}) == 20
-    assert len({tuple(c) for c in plots._component_colours(60)}) == 60
-    assert len(plots._component_colours(100)) == 100
+    assert len({tuple(c) for c in plot_mixture._component_colours(60)}) == 60
+    assert len(plot_mixture._component_colours(100)) == 100
 
 
 def test_ellipse_axes_follow_the_covariance():
-    width, height, angle = plots._ellipse(np.diag([4.0, 1.0]), 2.0)
+    width, height, angle = plot_mixture._ellipse(np.diag([4.0, 1.0]), 2.0)
     assert (width, height) == pytest.approx((8.0, 4.0))
     assert angle % 180.0 == pytest.approx(0.0, abs=1e-9)
     theta = np.radians(30.0)
     R = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    width, height, angle = plots._ellipse(R @ np.diag([9.0, 0.25]) @ R.T, 1.0)
+    width, height, angle = plot_mixture._ellipse(R @ np.diag([9.0, 0.25]) @ R.T, 1.0)
     assert (width, height) == pytest.approx((6.0, 1.0))
     assert angle % 180.0 == pytest.approx(30.0)
-    width, height, _ = plots._ellipse(np.array([[1.0, 2.0], [2.0, 4.0]]), 1.0)  # singular
+    width, height, _ = plot_mixture._ellipse(np.array([[1.0, 2.0], [2.0, 4.0]]), 1.0)  # singular
     assert width == pytest.approx(2.0 * np.sqrt(5.0)) and height == pytest.approx(0.0, abs=1e-7)
-    assert plots._ellipse(np.zeros((2, 2)), 1.0) is None
-    assert plots._ellipse(np.full((2, 2), np.nan), 1.0) is None
+    assert plot_mixture._ellipse(np.zeros((2, 2)), 1.0) is None
+    assert plot_mixture._ellipse(np.full((2, 2), np.nan), 1.0) is None
 
 
 def test_every_kind_a_model_can_declare_is_drawn():
@@ -409,7 +409,7 @@ def test_the_smooth_is_lowess(rng, n):
 
     x = rng.normal(size=n)
     y = np.sin(x) + 0.3 * rng.standard_t(2, size=n)
-    grid, trend = plots._lowess(x, y)
+    grid, trend = plot_regression._lowess(x, y)
     expected = lowess(y, x, frac=2 / 3, it=3, delta=0.0)
     np.testing.assert_allclose(grid, expected[:, 0])
     np.testing.assert_allclose(trend, expected[:, 1], rtol=1e-10, atol=1e-12)
