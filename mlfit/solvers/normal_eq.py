@@ -17,22 +17,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlfit import engine
 from mlfit.contract import FitResult, ModelData, ProgressFn, Step, Table, no_progress
-from mlfit.errors import DataError
 from mlfit.numerics import add_intercept
 from mlfit.params import read_index_list
 from mlfit.solvers.family import Gaussian
 from mlfit.solvers.linear import LinearParams, check_rows
-from mlfit.solvers.lsq import EPS, aliased_warning, qr_r, solve_r
+from mlfit.solvers.lsq import EPS, aliased_warning, solve_r
+from mlfit.solvers.normal_eq_tsqr import (
+    BLOCK_BYTES,
+    FIND_SHIFT,
+    YMoments,
+    accumulate,
+    extreme_shift,
+    positive_rows,
+    shifted,
+)
 from mlfit.solvers.sandwich import robust, update_table, wald_f
 from mlfit.stats import f_sf, t_table
 
 #: Refinement runs automatically while n * p is at most this (it costs a few passes over X).
 REFINE_MAX_CELLS = 1_000_000
-#: Bytes of [1 X y] factorised at a time in memory: blocks that stay in L2 cache beat one big
-#: QR, and 512 KiB beat 4 MiB by 1.9x at 200,000 x 51 (130 against 249 ms, measured).
-BLOCK_BYTES = 512 << 10
 #: Warn when the scaled condition number leaves fewer than about this many digits.
 WARN_DIGITS = 8
 
@@ -82,77 +86,6 @@ def _penalty_rows(p: int, config: Config) -> np.ndarray:
     return rows
 
 
-class _YMoments:
-    """Count, (weighted) mean and centred sum of squares of y, merged chunk by chunk (Chan
-    et al.).  With prior weights w > 0: sw = sum w, mean and m2 weighted, log_w = sum log w
-    (R's logLik of a weighted lm); n counts the rows."""
-
-    def __init__(self):
-        self.n, self.mean, self.m2, self.sumsq = 0, 0.0, 0.0, 0.0
-        self.sw, self.log_w = 0.0, 0.0
-        self.low, self.high = math.inf, -math.inf  # exact: tells a constant target
-
-    def add(self, y: np.ndarray, w: np.ndarray | None = None) -> None:
-        n_b = len(y)
-        if n_b == 0:
-            return
-        if w is None:
-            sw_b = float(n_b)
-            mean_b = float(np.mean(y))  # pairwise summation: error about log2(n) * eps
-            d = y - mean_b
-            m2_b = float(d @ d)
-            self.sumsq += float(y @ y)
-        else:
-            sw_b = math.fsum(w)
-            mean_b = float(w @ y) / sw_b
-            d = y - mean_b
-            m2_b = float(w @ (d * d))
-            self.sumsq += float(w @ (y * y))
-            self.log_w += float(np.sum(np.log(w)))
-        sw = self.sw + sw_b
-        delta = mean_b - self.mean
-        self.mean += delta * sw_b / sw
-        self.m2 += m2_b + delta * delta * self.sw * sw_b / sw
-        self.sw = sw
-        self.n += n_b
-        self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
-
-    def merged(self, other: _YMoments) -> _YMoments:
-        """The moments of both sets of rows, as a new object (a partition's result must stay
-        as it is, should the task merging it be retried)."""
-        out = _YMoments()
-        out.n, out.mean, out.m2, out.sumsq = self.n, self.mean, self.m2, self.sumsq
-        out.sw, out.log_w = self.sw, self.log_w
-        out.low, out.high = min(self.low, other.low), max(self.high, other.high)
-        if other.n:
-            sw = self.sw + other.sw
-            delta = other.mean - self.mean
-            out.mean = self.mean + delta * other.sw / sw
-            out.m2 = self.m2 + other.m2 + delta * delta * self.sw * other.sw / sw
-            out.sumsq = self.sumsq + other.sumsq
-            out.sw, out.log_w = sw, self.log_w + other.log_w
-            out.n = self.n + other.n
-        return out
-
-
-def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
-    """[top; 1 X y] as one Fortran-ordered array: the layout LAPACK works on without a copy."""
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 1:
-        X = X[:, None]
-    n, p = X.shape
-    first = 1 if intercept else 0
-    rows = 0 if top is None else top.shape[0]
-    M = np.empty((rows + n, first + p + 1), order="F")
-    if top is not None:
-        M[:rows] = top
-    if intercept:
-        M[rows:, 0] = 1.0
-    M[rows:, first : first + p] = X
-    M[rows:, -1] = y
-    return M
-
-
 def fit(
     data: ModelData, config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
@@ -164,7 +97,7 @@ def fit(
     y = np.asarray(data.y, dtype=float)
     w = data.extra("weights")
     if w is not None:
-        X, y, w, X_lo = _positive(X, y, w, X_lo)
+        X, y, w, X_lo = positive_rows(X, y, w, X_lo)
     n, p = len(y), X.shape[1] + (1 if config.intercept else 0)
     # Row blocks that fit in cache: the same TSQR as a chunked fit, and no n x p copy of X.
     block = max(p + 1, BLOCK_BYTES // (8 * (p + 1)))
@@ -174,12 +107,12 @@ def fit(
         )
         for i in range(0, n, block)
     )
-    shift = _extreme_shift(X, config)
-    R_aug, moments, _, _ = _accumulate(blocks, config.intercept, shift=shift)
+    shift = None if config.l2 > 0 else extreme_shift(X)  # ridge: penalty on the given scale
+    R_aug, moments, _, _ = accumulate(blocks, config.intercept, shift=shift)
     refine = config.refine if config.refine is not None else n * p <= REFINE_MAX_CELLS
     in_memory = None
     if refine and config.l2 == 0:
-        A, A_lo = _design(_shifted(X, shift), _shifted(X_lo, shift), config.intercept)
+        A, A_lo = _design(shifted(X, shift), shifted(X_lo, shift), config.intercept)
         if w is not None:  # the weighted problem: rows times sqrt(w)
             root = np.sqrt(w)
             A, y = A * root[:, None], y * root
@@ -193,21 +126,12 @@ def fit(
     return result
 
 
-def _positive(X, y, w, X_lo=None):
-    """The rows with a positive prior weight: a zero weight leaves the fit (R's lm.wfit),
-    not predict.  Negative or missing weights never get here (the validator's domain)."""
-    w = np.asarray(w, dtype=float)
-    used = w > 0
-    if used.all():
-        return X, y, w, X_lo
-    return X[used], y[used], w[used], None if X_lo is None else X_lo[used]
-
-
 def fit_chunks(
     chunks: Iterable[ModelData], config: Config = Config(), on_progress: ProgressFn = no_progress
 ) -> FitResult:
     """One pass over the chunks, memory bounded by the chunk: accumulate R of [X | y]."""
-    R_aug, moments, names, shift = _accumulate(chunks, config.intercept, on_progress, config)
+    find = None if config.l2 > 0 else FIND_SHIFT  # ridge: its penalty is on the given scale
+    R_aug, moments, names, shift = accumulate(chunks, config.intercept, on_progress, find)
     result = _solve(R_aug, moments, config, None, names, shift)
     if config.covariance != "nonrobust":  # one more pass over the chunks: the meat
         _robust(result, chunks, config)
@@ -259,100 +183,7 @@ class _LeastSquaresRows:
         return A * (w * e)[:, None], A * np.sqrt(w)[:, None], labels
 
 
-#: Columns whose largest magnitude is beyond 2^±EXTREME_EXPONENT are scaled by a power of two
-#: before the QR: squared norms of values near 1e-300 underflow (the column would look
-#: aliased) and near 1e300 overflow. Scaling by 2^k is exact, so the answer is the same.
-EXTREME_EXPONENT = 400
-
-
-def _extreme_shift(X: np.ndarray, config: Config) -> np.ndarray | None:
-    """Per-column exponents k (X * 2^k has magnitude about 1) for extreme columns, else None.
-    Not for ridge, whose penalty is on the original scale."""
-    if config.l2 > 0 or X.size == 0:
-        return None
-    largest = np.maximum(X.max(axis=0), -X.min(axis=0))  # no |X| temporary: 5x faster
-    with np.errstate(divide="ignore"):
-        top = np.log2(largest)
-    k = np.where(np.isfinite(top) & (np.abs(top) > EXTREME_EXPONENT), -np.round(top), 0.0)
-    return k.astype(np.int64) if np.any(k) else None
-
-
-def _shifted(X, shift):
-    return X if X is None or shift is None else np.ldexp(X, shift)
-
-
-def _accumulate(chunks: Iterable[ModelData], intercept: bool, on_progress=no_progress, shift=None):
-    """R of [1 X y] over all chunks (TSQR: stack the running R on each chunk, refactorise),
-    the moments of y, the design's column names, and the exponents the columns were scaled
-    by (2^shift).  shift: given, or a Config to find it from the first chunk (one pass)."""
-
-    # One engine.fold: locally this loop over the chunks; on a cluster each partition's R,
-    # merged by stacking two R's and refactorising (the same TSQR, as a tree).
-    def done(i: int, total: int) -> None:
-        on_progress(Step(i, total, float(i)))
-
-    acc = engine.fold(chunks, _TSQRStep(intercept, shift), _merge_tsqr, done)
-    if acc is None:
-        raise DataError("No data rows to fit.")
-    return acc.R, acc.moments, acc.names, acc.shift
-
-
-@dataclass
-class _TSQR:
-    """What a pass over some chunks leaves: R of their [1 X y], y's moments, the scaling."""
-
-    R: np.ndarray | None
-    moments: _YMoments
-    names: list[str] | None
-    shift: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class _TSQRStep:
-    intercept: bool
-    shift: object  # exponents, None, or a Config to find them from the first chunk
-
-    def __call__(self, acc: _TSQR | None, chunk: ModelData) -> _TSQR:
-        if acc is None:
-            shift = self.shift
-            if isinstance(shift, Config):
-                shift = _extreme_shift(chunk.X, shift)
-            acc = _TSQR(None, _YMoments(), None, shift)
-        y = np.asarray(chunk.y, dtype=float)
-        X, w = chunk.X, chunk.extra("weights")
-        if w is not None:
-            X, y, w, _ = _positive(X, y, w)
-        X = _shifted(X, acc.shift)
-        root = None if w is None else np.sqrt(w)
-        step = max(X.shape[1] + 2, BLOCK_BYTES // (8 * (X.shape[1] + 2)))
-        for i in range(0, len(y), step):  # a big chunk in cache-sized blocks: 2x faster
-            M = _augmented(X[i : i + step], y[i : i + step], self.intercept, acc.R)
-            if root is not None:  # the weighted problem: the new rows times sqrt(w)
-                M[M.shape[0] - len(root[i : i + step]) :] *= root[i : i + step, None]
-            acc.R = qr_r(M)
-        acc.moments.add(y, w)
-        acc.names = chunk.names
-        return acc
-
-
-def _merge_tsqr(a: _TSQR, b: _TSQR) -> _TSQR:
-    """a then b: R of [R_a; R_b], b's columns first brought to a's scaling (exact: 2^k)."""
-    R_b = b.R
-    k_a, k_b = _exponents(a.shift, R_b), _exponents(b.shift, R_b)
-    if not np.array_equal(k_a, k_b):
-        R_b = np.ldexp(R_b, k_a - k_b)
-    return _TSQR(qr_r(np.vstack([a.R, R_b])), a.moments.merged(b.moments), b.names, a.shift)
-
-
-def _exponents(shift: np.ndarray | None, R: np.ndarray) -> np.ndarray:
-    """The power of two each column of R was scaled by (the intercept's and y's: 0)."""
-    k = np.zeros(R.shape[1], dtype=np.int64)
-    if shift is not None:
-        k[R.shape[1] - 1 - len(shift) : R.shape[1] - 1] = shift
-    return k
-
-
-def _solve(R_aug, moments: _YMoments, config: Config, in_memory, names, shift=None) -> FitResult:
+def _solve(R_aug, moments: YMoments, config: Config, in_memory, names, shift=None) -> FitResult:
     """shift: the exponents the design's columns were scaled by (2^shift) before the QR."""
     n = moments.n
     p = R_aug.shape[1] - 1
