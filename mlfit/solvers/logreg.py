@@ -202,17 +202,31 @@ def fit(
         raise DataError(
             f"Every row of {data.source} has weight 0 (--weights): none is left to fit."
         )
-    aliased = (
-        aliased_design_columns(used, config.intercept)
-        if config.l2 == 0 and data.X.shape[1]
-        else np.zeros(data.X.shape[1] + config.intercept, dtype=bool)
-    )
+    # Newton factors the information matrix: when it succeeds no column is aliased, so the
+    # search for aliased columns (a pass over X) is paid only when it fails, or by L-BFGS and
+    # descent, which would split a coefficient between collinear columns without a word.
+    result, error = None, None
+    try:
+        result = _fit(data, config, on_progress)
+    except _SingularHessian as exc:
+        error = exc
+    if config.l2 > 0 or not data.X.shape[1] or (result and result.info["method"] == "newton"):
+        if error is not None:
+            raise error
+        return result
+    aliased = aliased_design_columns(used, config.intercept)
     features = aliased[1:] if config.intercept else aliased
     if not aliased.any() or features.all():
-        return _fit(data, config, on_progress)
+        if error is not None:
+            raise error  # singular for another reason: the information matrix's own message
+        return result
     kept = np.flatnonzero(~features)
     subset = replace(data, X=data.X[:, kept], names=[data.names[j] for j in kept], X_lo=None)
     return _with_aliased(_fit(subset, config, on_progress), aliased, data.names, config)
+
+
+class _SingularHessian(FitError):
+    """Newton's information matrix could not be factored."""
 
 
 def _with_aliased(result: FitResult, aliased: np.ndarray, names: list[str], config) -> FitResult:
@@ -402,7 +416,7 @@ def _optimise(problem: _Problem, method: str, beta0, config: Config, labels, on_
             )
         except SingularInformation as exc:
             name = labels[exc.index % problem.p]
-            raise FitError(
+            raise _SingularHessian(
                 f"The Hessian is singular: '{name}' is constant, a linear combination "
                 "of earlier columns, or separates the classes. Drop it, or use --l2."
             ) from None
