@@ -125,8 +125,9 @@ def command(
     information, as R's summary.glm, scaled by the dispersion (Pearson's chi-squared over the
     residual df for gaussian, gamma and inverse-gaussian, with t values; 1 otherwise, with z
     values), p-values and 95% intervals, deviance, null deviance, log-likelihood and AIC as R
-    computes them, BIC and McFadden's pseudo-R². Separation in a logistic model and a
-    singular Hessian stop with exit code 1 and name the cause.
+    computes them, BIC, McFadden's pseudo-R² and the likelihood-ratio test against the null
+    model. Collinear columns are aliased as R's glm does (a warning; no estimate). Separation
+    in a logistic model stops with exit code 1 and names the cause.
 
     \b
         mlfit newton sample_data/admissions.csv -y admitted --family bernoulli
