@@ -266,3 +266,14 @@ def test_diagnostics_of_grouped_rows(rng):
     np.testing.assert_allclose(d["leverage"][used], infl.hat_matrix_diag, rtol=1e-9)
     np.testing.assert_allclose(d["cooks_distance"][used], infl.cooks_distance[0], rtol=1e-8)
     assert np.isnan(d["cooks_distance"][~used]).all()
+
+
+def test_all_failures_or_all_successes_say_so(runner, assert_error, write_csv):
+    for s in ("0,0,0,0", "3,2,4,1"):
+        rows = ["s,n,x"] + [f"{v},{t},{i}" for i, (v, t) in enumerate(zip(s.split(","), "3241"))]
+        path = write_csv("\n".join(rows) + "\n")
+        result = runner.invoke(
+            cli, ["newton", path, "-y", "s", "--trials", "n", "--family", "binomial"]
+        )
+        word = "failure" if s.startswith("0") else "success"
+        assert_error(result, 3, "single class", word, "successes and failures")

@@ -160,9 +160,10 @@ def _scanned(fam, target, n, p, sw, swy, soff, y_min, y_max, columns, saturated,
     """scan's checks and summary from its sums."""
     check_rows(n, p)
     if fam.name == "bernoulli" and y_min == y_max and y_min in (0.0, 1.0):
+        outcome = "failure (0)" if y_min == 0.0 else "success (1)"
         raise DataError(
-            f"Target '{target}' has a single class ({y_min:g}); a logistic model "
-            "needs both 0 and 1."
+            f"Target '{target}' has a single class: every row is a {outcome} (with --trials: "
+            "every trial); a logistic model needs both successes and failures."
         )
     if fam.domain == "counts" and y_max == 0:
         raise DataError(
