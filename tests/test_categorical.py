@@ -3,11 +3,10 @@ Parquet alike, the same encoding at predict time."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
+from cli_json import fit_json
 from sklearn.naive_bayes import CategoricalNB
 
 from mlfit.cli import cli
@@ -24,12 +23,6 @@ def coded(tmp_path, rng):
     frame.to_csv(tmp_path / "coded.csv", index=False)
     frame.to_parquet(tmp_path / "coded.parquet")
     return frame, tmp_path
-
-
-def fit_json(runner, *args):
-    result = runner.invoke(cli, [*args, "--json", "-q"])
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

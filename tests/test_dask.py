@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_json import fit_json
 from distributed import LocalCluster
 from test_parts import write_table_parts
 
@@ -68,12 +69,6 @@ def write(tmp_path, columns, fmt="parquet", parts=4, compress=False, name="parts
     return str(folder), str(whole)
 
 
-def run(runner, *args):
-    result = runner.invoke(cli, [*args, "--json", "-q"])
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def on(cluster):
     return ["--engine", "dask", "--scheduler", cluster.scheduler_address]
 
@@ -97,8 +92,8 @@ def _numbers(value) -> list:
 @pytest.mark.parametrize("model", [m for m, s in SOLVERS.items() if runs_distributed(s)])
 def test_every_distributed_model_equals_its_in_memory_fit(runner, tmp_path, cluster, model):
     folder, whole = write(tmp_path, make_table())
-    local = run(runner, model, whole, *MODEL_ARGS[model])
-    dist = run(runner, model, folder, *MODEL_ARGS[model], *on(cluster))
+    local = fit_json(runner, model, whole, *MODEL_ARGS[model])
+    dist = fit_json(runner, model, folder, *MODEL_ARGS[model], *on(cluster))
     local["data"]["source"] = folder
     assert_same_fit(local, dist)
     engine = dist["engine"]
@@ -119,8 +114,8 @@ def test_each_format_of_parts(runner, tmp_path, cluster, fmt, compress):
     columns = make_table()
     folder, whole = write(tmp_path, columns, fmt, compress=compress)
     pattern = f"{folder}/part-*.{fmt}" + (".gz" if compress else "")
-    local = run(runner, "normal-eq", whole, "-y", "y")
-    dist = run(runner, "normal-eq", pattern, "-y", "y", *on(cluster))
+    local = fit_json(runner, "normal-eq", whole, "-y", "y")
+    dist = fit_json(runner, "normal-eq", pattern, "-y", "y", *on(cluster))
     local["data"]["source"] = pattern
     assert_same_fit(local, dist)
 
@@ -135,8 +130,8 @@ def test_one_parquet_file_is_split_by_row_groups(runner, tmp_path, cluster):
     pq.write_table(pa.table(columns), path, row_group_size=70)  # 4 row groups
     whole = tmp_path / "whole.csv"
     pcsv.write_csv(pa.table(columns), whole)
-    local = run(runner, "newton", str(whole), *MODEL_ARGS["newton"])
-    dist = run(runner, "newton", str(path), *MODEL_ARGS["newton"], *on(cluster))
+    local = fit_json(runner, "newton", str(whole), *MODEL_ARGS["newton"])
+    dist = fit_json(runner, "newton", str(path), *MODEL_ARGS["newton"], *on(cluster))
     assert dist["engine"]["partitions"] == 4
     local["data"]["source"] = str(path)
     assert_same_fit(local, dist)
@@ -152,8 +147,8 @@ def test_one_parquet_file_is_split_by_row_groups(runner, tmp_path, cluster):
 def test_model_file_is_a_local_fits(runner, tmp_path, cluster):
     folder, whole = write(tmp_path, make_table())
     a, b = tmp_path / "local.model", tmp_path / "dask.model"
-    run(runner, "normal-eq", folder, "-y", "y", "-o", str(a))
-    run(runner, "normal-eq", folder, "-y", "y", "-o", str(b), *on(cluster))
+    fit_json(runner, "normal-eq", folder, "-y", "y", "-o", str(a))
+    fit_json(runner, "normal-eq", folder, "-y", "y", "-o", str(b), *on(cluster))
     local, dist = json.loads(a.read_text()), json.loads(b.read_text())
     assert _keys(local) == _keys(dist) and "engine" not in dist["fit"]
     assert _numbers(dist) == pytest.approx(_numbers(local), rel=1e-10)
@@ -175,7 +170,7 @@ def test_predict_on_the_cluster_writes_what_predict_writes(runner, tmp_path, clu
     columns["id"] = np.array([f"r{i:03d}" for i in range(len(columns["y"]))], dtype=object)
     folder, whole = write(tmp_path, columns, "csv")
     model = str(tmp_path / "m.model")
-    run(runner, "gda", whole, "-y", "label", "--drop", "y,id", "-o", model)
+    fit_json(runner, "gda", whole, "-y", "label", "--drop", "y,id", "-o", model)
     args = ["predict", model, folder, "--id", "id", "--proba", "--chunk-rows", "25"]
     local = runner.invoke(cli, args)
     out = tmp_path / "out.csv"
@@ -280,10 +275,10 @@ def test_without_an_address_a_local_cluster_is_started_and_closed(runner, tmp_pa
 
     folder, whole = write(tmp_path, make_table())
     before = workers()
-    dist = run(runner, "normal-eq", folder, "-y", "y", "--engine", "dask")
+    dist = fit_json(runner, "normal-eq", folder, "-y", "y", "--engine", "dask")
     assert dist["engine"]["scheduler"].startswith("tcp://127.0.0.1:")
     assert dist["engine"]["workers"] == (os.cpu_count() or 1)
-    assert_same_fit({**run(runner, "normal-eq", whole, "-y", "y"), "data": dist["data"]}, dist)
+    assert_same_fit({**fit_json(runner, "normal-eq", whole, "-y", "y"), "data": dist["data"]}, dist)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the workers exit as the cluster closes
         left = workers() - before
@@ -324,7 +319,7 @@ def test_a_worker_killed_mid_fit_changes_nothing(runner, tmp_path, cluster, monk
     the module: the cluster's nanny restarts the worker afterwards.)"""
     folder, whole = write(tmp_path, make_table(n=2000), parts=8)
     args = MODEL_ARGS["newton"]
-    local = run(runner, "newton", whole, *args)
+    local = fit_json(runner, "newton", whole, *args)
     fold, killed = dask_passes.DaskChunks.fold, []
 
     def fold_then_kill(self, *a, **k):
@@ -339,7 +334,7 @@ def test_a_worker_killed_mid_fit_changes_nothing(runner, tmp_path, cluster, monk
         return out
 
     monkeypatch.setattr(dask_passes.DaskChunks, "fold", fold_then_kill)
-    dist = run(runner, "newton", folder, *args, *on(cluster))
+    dist = fit_json(runner, "newton", folder, *args, *on(cluster))
     assert killed and dist["engine"]["passes"] > 2
     local["data"]["source"] = folder
     assert_same_fit(local, dist)

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_json import fit_json
 
 from mlfit.cli import cli
 
@@ -65,12 +66,6 @@ def whole_csv(tmp_path, X, g, y):
     rows = [HEADER, *[[*X[i], g[i], y[i]] for i in range(len(y))]]
     path.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
     return str(path)
-
-
-def fit_json(runner, *args):
-    result = runner.invoke(cli, [*args, "--json", "-q"])
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,11 @@ the reference for HC1-HC3 of GLMs.
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import pytest
+from cli_json import coefficient_column, fit_json
 
 from mlfit.cli import cli
 
@@ -55,16 +55,6 @@ def design(cols, used):
     ).astype(float)
 
 
-def run(runner, *args) -> dict:
-    result = runner.invoke(cli, [*args, "--json", "-q"])
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def column(doc, key):
-    return np.array([doc["coefficients"][r][key] for r in doc["coefficients"]])
-
-
 def robust_args(kind):
     return ["--cluster", "cl"] if kind == "cluster" else ["--se", "robust", "--hc", kind[-1]]
 
@@ -81,11 +71,11 @@ KINDS = ["HC0", "HC1", "HC2", "HC3", "cluster"]
 
 
 def check_table(doc, ref):
-    np.testing.assert_allclose(column(doc, "std_error"), ref.bse, rtol=RTOL)
-    np.testing.assert_allclose(column(doc, "z"), ref.tvalues, rtol=RTOL)
-    np.testing.assert_allclose(column(doc, "p_value"), ref.pvalues, rtol=1e-8)
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), ref.bse, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "z"), ref.tvalues, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "p_value"), ref.pvalues, rtol=1e-8)
     ci = np.asarray(ref.conf_int())
-    np.testing.assert_allclose(column(doc, "ci_low"), ci[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(coefficient_column(doc, "ci_low"), ci[:, 0], rtol=1e-9)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -94,7 +84,7 @@ def test_normal_eq_matches_ols_and_wls(runner, data, kind, weighted):
     cols, path = data
     used = cols["w"] > 0 if weighted else np.ones(N, dtype=bool)
     weights = ["--weights", "w"] if weighted else []
-    doc = run(runner, "normal-eq", path, "-y", "y", *FEATURES, *weights, *robust_args(kind))
+    doc = fit_json(runner, "normal-eq", path, "-y", "y", *FEATURES, *weights, *robust_args(kind))
     model = sm.WLS(cols["y"][used], design(cols, used), weights=cols["w"][used] if weighted else 1)
     ref = sm_fit(model, kind, cols["cl"][used])
     check_table(doc, ref)
@@ -138,10 +128,12 @@ def test_newton_matches_statsmodels(runner, data, kind, family, target, sm_famil
     cols, path = data
     used = cols["w"] > 0
     args = ["newton", path, "-y", target, *FEATURES, "--family", family, "--weights", "w"]
-    doc = run(runner, *args, *robust_args(kind))
+    doc = fit_json(runner, *args, *robust_args(kind))
     ref = glm_reference(cols, used, target, sm_family, kind, True)
-    np.testing.assert_allclose(column(doc, "std_error"), ref.bse, rtol=RTOL)
-    np.testing.assert_allclose(column(doc, "z"), column(doc, "estimate") / ref.bse, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), ref.bse, rtol=RTOL)
+    np.testing.assert_allclose(
+        coefficient_column(doc, "z"), coefficient_column(doc, "estimate") / ref.bse, rtol=RTOL
+    )
     assert doc["solver"]["covariance"] == kind
 
 
@@ -149,25 +141,27 @@ def test_newton_matches_statsmodels(runner, data, kind, family, target, sm_famil
 def test_logreg_binary_matches_statsmodels(runner, data, kind):
     cols, path = data
     used = np.ones(N, dtype=bool)
-    doc = run(runner, "logreg", path, "-y", "b", *FEATURES, *robust_args(kind))
+    doc = fit_json(runner, "logreg", path, "-y", "b", *FEATURES, *robust_args(kind))
     ref = glm_reference(cols, used, "b", sm.families.Binomial(), kind, False)
-    np.testing.assert_allclose(column(doc, "std_error"), ref.bse, rtol=RTOL)
-    newton = run(runner, "newton", path, "-y", "b", *FEATURES, "--family", "bernoulli",
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), ref.bse, rtol=RTOL)
+    newton = fit_json(runner, "newton", path, "-y", "b", *FEATURES, "--family", "bernoulli",
                  *robust_args(kind))  # fmt: skip
-    np.testing.assert_allclose(column(doc, "std_error"), column(newton, "std_error"), rtol=1e-11)
+    np.testing.assert_allclose(
+        coefficient_column(doc, "std_error"), coefficient_column(newton, "std_error"), rtol=1e-11
+    )
 
 
 @pytest.mark.parametrize("kind", ["HC0", "HC1", "cluster"])
 def test_logreg_softmax_matches_mnlogit(runner, data, kind):
     cols, path = data
     used = np.ones(N, dtype=bool)
-    doc = run(runner, "logreg", path, "-y", "k", *FEATURES, *robust_args(kind))
+    doc = fit_json(runner, "logreg", path, "-y", "k", *FEATURES, *robust_args(kind))
     model = sm.MNLogit(cols["k"], design(cols, used))
     ref = sm_fit(model, "HC0" if kind == "HC1" else kind, cols["cl"])
     se = np.asarray(ref.bse).ravel(order="F")  # class by class, as mlfit's table
     if kind == "HC1":  # statsmodels' MNLogit has HC0 only; HC1 is HC0 times n / (n - k)
         se = se * np.sqrt(N / (N - se.size))
-    np.testing.assert_allclose(column(doc, "std_error"), se, rtol=1e-9)
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), se, rtol=1e-9)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -179,10 +173,12 @@ def test_chunked_equals_in_memory(runner, data, kind):
     ]:
         args = [model, path, "-y", target, *FEATURES, "--weights", "w", *family,
                 *robust_args(kind)]  # fmt: skip
-        whole = run(runner, *args)
-        chunked = run(runner, *args, "--chunk-rows", "7")
+        whole = fit_json(runner, *args)
+        chunked = fit_json(runner, *args, "--chunk-rows", "7")
         np.testing.assert_allclose(
-            column(chunked, "std_error"), column(whole, "std_error"), rtol=1e-11
+            coefficient_column(chunked, "std_error"),
+            coefficient_column(whole, "std_error"),
+            rtol=1e-11,
         )
         assert chunked["solver"]["covariance"] == whole["solver"]["covariance"] == kind
 
@@ -192,15 +188,15 @@ def test_report_names_the_covariance(runner, data):
     result = runner.invoke(cli, ["normal-eq", path, "-y", "y", "--se", "robust", "-q"])
     assert result.exit_code == 0, result.stderr
     assert "covariance=HC3" in result.stdout  # HC3 by default, as sandwich::vcovHC
-    plain = run(runner, "normal-eq", path, "-y", "y")
+    plain = fit_json(runner, "normal-eq", path, "-y", "y")
     assert "covariance" not in plain["solver"]
 
 
 def test_cluster_column_is_a_feature_only_when_named(runner, data):
     _, path = data
-    doc = run(runner, "normal-eq", path, "-y", "y", "-x", "x1,cl", "--cluster", "cl")
+    doc = fit_json(runner, "normal-eq", path, "-y", "y", "-x", "x1,cl", "--cluster", "cl")
     assert any(name.startswith("cl=") for name in doc["coefficients"])
-    default = run(runner, "normal-eq", path, "-y", "y", "--cluster", "cl")
+    default = fit_json(runner, "normal-eq", path, "-y", "y", "--cluster", "cl")
     assert not any(name.startswith("cl=") for name in default["coefficients"])
 
 
@@ -212,8 +208,10 @@ def test_aliased_columns_keep_robust_errors_of_the_rest(runner, data, tmp_path):
     path.write_text(",".join(cols) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
     for model in ("normal-eq", "newton", "logreg"):
         target = "b" if model == "logreg" else "y"
-        a = run(runner, model, str(path), "-y", target, "-x", "x1,x1_copy,x2", "--se", "robust")
-        b = run(runner, model, str(path), "-y", target, "-x", "x1,x2", "--se", "robust")
+        a = fit_json(
+            runner, model, str(path), "-y", target, "-x", "x1,x1_copy,x2", "--se", "robust"
+        )
+        b = fit_json(runner, model, str(path), "-y", target, "-x", "x1,x2", "--se", "robust")
         assert a["coefficients"]["x1_copy"].get("std_error") is None
         assert a["coefficients"]["x2"]["std_error"] == pytest.approx(
             b["coefficients"]["x2"]["std_error"], rel=1e-12

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+from cli_json import coefficient_column, fit_json
 
 from mlfit.cli import cli
 from mlfit.contract import ModelData
@@ -45,16 +46,6 @@ def write(tmp_path, cols, name="g.csv") -> str:
     rows = zip(*cols.values())
     path.write_text(",".join(cols) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
     return str(path)
-
-
-def run(runner, *args) -> dict:
-    result = runner.invoke(cli, [*args, "--json", "-q"])
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def coef(doc, key):
-    return np.array([doc["coefficients"][r][key] for r in doc["coefficients"]])
 
 
 def reference(cols, link=None, weights=False):
@@ -90,8 +81,8 @@ ARGS = ["-y", "s", "-x", "x1,x2,g", "--trials", "t", "--family", "binomial"]
 
 
 def check_against(doc, ref, used, loglik):
-    np.testing.assert_allclose(coef(doc, "estimate"), ref.params, rtol=RTOL)
-    np.testing.assert_allclose(coef(doc, "std_error"), expected_se(ref), rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "estimate"), ref.params, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), expected_se(ref), rtol=RTOL)
     m = doc["metrics"]
     k = len(ref.params)
     assert m["n"] == used.sum() == ref.nobs
@@ -110,7 +101,7 @@ def check_against(doc, ref, used, loglik):
 def test_matches_statsmodels_grouped_binomial(runner, data, chunk):
     cols, path = data
     ref, used = reference(cols)
-    doc = run(runner, "newton", path, *ARGS, *chunk)
+    doc = fit_json(runner, "newton", path, *ARGS, *chunk)
     check_against(doc, ref, used, ref.llf)  # llf includes the log C(n, s) terms, as R's
     assert doc["metrics"]["null_log_likelihood"] == pytest.approx(ref.llnull, rel=RTOL)
     assert doc["metrics"]["aic"] == pytest.approx(ref.aic, rel=RTOL)
@@ -121,12 +112,14 @@ def test_prior_weights_times_trials(runner, data):
     """R's weights= with cbind: prior weights w times the trials; logLik sum w log dbinom."""
     cols, path = data
     ref, used = reference(cols, weights=True)
-    doc = run(runner, "newton", path, *ARGS, "--weights", "w")
+    doc = fit_json(runner, "newton", path, *ARGS, "--weights", "w")
     mu = ref.fittedvalues
     logpmf = stats.binom.logpmf(cols["s"][used], cols["t"][used], mu)
     check_against(doc, ref, used, float(cols["w"][used] @ logpmf))
-    chunked = run(runner, "newton", path, *ARGS, "--weights", "w", "--chunk-rows", "9")
-    np.testing.assert_allclose(coef(chunked, "estimate"), coef(doc, "estimate"), rtol=1e-12)
+    chunked = fit_json(runner, "newton", path, *ARGS, "--weights", "w", "--chunk-rows", "9")
+    np.testing.assert_allclose(
+        coefficient_column(chunked, "estimate"), coefficient_column(doc, "estimate"), rtol=1e-12
+    )
     for key, value in doc["metrics"].items():
         assert chunked["metrics"][key] == pytest.approx(value, rel=1e-12), key
 
@@ -134,7 +127,7 @@ def test_prior_weights_times_trials(runner, data):
 def test_probit_link(runner, data):
     cols, path = data
     ref, used = reference(cols, link=sm.families.links.Probit())
-    doc = run(runner, "newton", path, *ARGS, "--link", "probit")
+    doc = fit_json(runner, "newton", path, *ARGS, "--link", "probit")
     check_against(doc, ref, used, ref.llf)
 
 
@@ -148,12 +141,14 @@ def test_robust_sandwich(runner, data):
         endog = np.column_stack([cols["s"], cols["t"] - cols["s"]])[used]
         rob = sm.GLM(endog, ref.model.exog, family=sm.families.Binomial())
         rob = rob.fit(tol=1e-15, cov_type="HC0")
-    hc0 = run(runner, "newton", path, *ARGS, "--se", "robust", "--hc", "0")
-    np.testing.assert_allclose(coef(hc0, "std_error"), rob.bse, rtol=1e-8)
-    hc1 = run(runner, "newton", path, *ARGS, "--se", "robust", "--hc", "1")
+    hc0 = fit_json(runner, "newton", path, *ARGS, "--se", "robust", "--hc", "0")
+    np.testing.assert_allclose(coefficient_column(hc0, "std_error"), rob.bse, rtol=1e-8)
+    hc1 = fit_json(runner, "newton", path, *ARGS, "--se", "robust", "--hc", "1")
     n, k = used.sum(), len(ref.params)
     np.testing.assert_allclose(
-        coef(hc1, "std_error"), coef(hc0, "std_error") * np.sqrt(n / (n - k)), rtol=1e-12
+        coefficient_column(hc1, "std_error"),
+        coefficient_column(hc0, "std_error") * np.sqrt(n / (n - k)),
+        rtol=1e-12,
     )
 
 
@@ -163,10 +158,14 @@ def test_single_trials_are_bernoulli(runner, tmp_path, rng):
     cols["t"] = np.ones(N, dtype=int)
     cols["s"] = (rng.uniform(size=N) < 0.4 + 0.2 * (cols["x1"] > 0)).astype(int)
     path = write(tmp_path, cols)
-    grouped = run(runner, "newton", path, *ARGS)
-    plain = run(runner, "newton", path, "-y", "s", "-x", "x1,x2,g", "--family", "bernoulli")
-    np.testing.assert_allclose(coef(grouped, "estimate"), coef(plain, "estimate"), rtol=1e-12)
-    np.testing.assert_allclose(coef(grouped, "std_error"), coef(plain, "std_error"), rtol=1e-12)
+    grouped = fit_json(runner, "newton", path, *ARGS)
+    plain = fit_json(runner, "newton", path, "-y", "s", "-x", "x1,x2,g", "--family", "bernoulli")
+    np.testing.assert_allclose(
+        coefficient_column(grouped, "estimate"), coefficient_column(plain, "estimate"), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        coefficient_column(grouped, "std_error"), coefficient_column(plain, "std_error"), rtol=1e-12
+    )
     for key in ("deviance", "null_deviance", "log_likelihood", "aic", "df_residual"):
         assert grouped["metrics"][key] == pytest.approx(plain["metrics"][key], rel=1e-12), key
 
@@ -175,14 +174,14 @@ def test_model_file_and_predict(runner, data, tmp_path):
     """predict gives the fitted probability (R's type = "response") and needs no trials."""
     cols, path = data
     model = str(tmp_path / "m.json")
-    doc = run(runner, "newton", path, *ARGS, "--save", model)
+    doc = fit_json(runner, "newton", path, *ARGS, "--save", model)
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved["params"]["family"] == "bernoulli" and "trials" not in saved["columns"]
     new = {k: cols[k] for k in ("x1", "x2", "g")}
     result = runner.invoke(cli, ["predict", model, write(tmp_path, new, "new.csv")])
     assert result.exit_code == 0, result.stderr
     predicted = np.array([float(v) for v in result.stdout.split()[1:]])
-    b = coef(doc, "estimate")
+    b = coefficient_column(doc, "estimate")
     eta = b[0] + b[1] * cols["x1"] + b[2] * cols["x2"] + b[3] * (cols["g"] == "b")
     eta += b[4] * (cols["g"] == "c")
     np.testing.assert_allclose(predicted, 1 / (1 + np.exp(-eta)), rtol=1e-12)
@@ -195,7 +194,7 @@ def test_proportions_do_not_separate(runner, tmp_path):
     t = [5, 6, 4, 7, 8, 3, 6, 5]
     s = [2, 3, 1, 0, 6, 3, 2, 0]
     path = write(tmp_path, {"x": x, "z": z, "t": t, "s": s})
-    run(runner, "newton", path, "-y", "s", "--trials", "t", "--family", "binomial")
+    fit_json(runner, "newton", path, "-y", "s", "--trials", "t", "--family", "binomial")
     s_zero = [0, 0, 0, 3, 6, 1, 2, 4]
     path = write(tmp_path, {"x": x, "z": z, "t": t, "s": s_zero}, "sep.csv")
     result = runner.invoke(

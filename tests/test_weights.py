@@ -9,12 +9,12 @@ references are fitted on the rows of positive weight, as R's lm.wfit and glm.fit
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_json import coefficient_column, fit_json
 
 from mlfit.cli import cli
 
@@ -66,16 +66,6 @@ def design(cols, used):
     return X
 
 
-def run(runner, *args) -> dict:
-    result = runner.invoke(cli, [*args, "--json", "-q"])
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def coef(doc, key):
-    return np.array([doc["coefficients"][r][key] for r in doc["coefficients"]])
-
-
 @pytest.fixture
 def data(tmp_path, rng):
     cols = table(rng)
@@ -89,10 +79,10 @@ def test_normal_eq_matches_wls(runner, data):
     cols, path = data
     used = cols["w"] > 0
     ref = sm.WLS(cols["y"][used], design(cols, used), weights=cols["w"][used]).fit()
-    doc = run(runner, "normal-eq", path, "-y", "y", *FEATURES, "--weights", "w")
-    np.testing.assert_allclose(coef(doc, "estimate"), ref.params, rtol=RTOL)
-    np.testing.assert_allclose(coef(doc, "std_error"), ref.bse, rtol=RTOL)
-    np.testing.assert_allclose(coef(doc, "p_value"), ref.pvalues, rtol=1e-8)
+    doc = fit_json(runner, "normal-eq", path, "-y", "y", *FEATURES, "--weights", "w")
+    np.testing.assert_allclose(coefficient_column(doc, "estimate"), ref.params, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), ref.bse, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "p_value"), ref.pvalues, rtol=1e-8)
     m = doc["metrics"]
     assert m["n"] == used.sum() and m["df_residual"] == ref.df_resid
     for ours, theirs in [
@@ -124,9 +114,9 @@ def test_newton_matches_glm_var_weights(runner, data, family, target, sm_family)
         tol=1e-14
     )
     args = ["newton", path, "-y", target, *FEATURES, "--family", family, "--weights", "w"]
-    doc = run(runner, *args)
-    np.testing.assert_allclose(coef(doc, "estimate"), ref.params, rtol=RTOL)
-    np.testing.assert_allclose(coef(doc, "std_error"), model_se(ref), rtol=RTOL)
+    doc = fit_json(runner, *args)
+    np.testing.assert_allclose(coefficient_column(doc, "estimate"), ref.params, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), model_se(ref), rtol=RTOL)
     m = doc["metrics"]
     k = X.shape[1] + (family == "gaussian")
     assert m["n"] == used.sum() and m["df_residual"] == ref.df_resid
@@ -140,9 +130,11 @@ def test_newton_matches_glm_var_weights(runner, data, family, target, sm_family)
 
 def test_gaussian_newton_equals_normal_eq(runner, data):
     _, path = data
-    a = run(runner, "normal-eq", path, "-y", "y", *FEATURES, "--weights", "w")
-    b = run(runner, "newton", path, "-y", "y", *FEATURES, "--weights", "w")
-    np.testing.assert_allclose(coef(a, "std_error"), coef(b, "std_error"), rtol=1e-13)
+    a = fit_json(runner, "normal-eq", path, "-y", "y", *FEATURES, "--weights", "w")
+    b = fit_json(runner, "newton", path, "-y", "y", *FEATURES, "--weights", "w")
+    np.testing.assert_allclose(
+        coefficient_column(a, "std_error"), coefficient_column(b, "std_error"), rtol=1e-13
+    )
     for key in ("log_likelihood", "aic", "bic"):
         assert a["metrics"][key] == pytest.approx(b["metrics"][key], rel=1e-13)
 
@@ -153,9 +145,9 @@ def test_logreg_matches_glm_var_weights(runner, data):
     X = design(cols, used)
     ref = sm.GLM(cols["b"][used], X, family=sm.families.Binomial(), var_weights=cols["w"][used])
     ref = ref.fit(tol=1e-14)
-    doc = run(runner, "logreg", path, "-y", "b", *FEATURES, "--weights", "w")
-    np.testing.assert_allclose(coef(doc, "estimate"), ref.params, rtol=RTOL)
-    np.testing.assert_allclose(coef(doc, "std_error"), model_se(ref), rtol=RTOL)
+    doc = fit_json(runner, "logreg", path, "-y", "b", *FEATURES, "--weights", "w")
+    np.testing.assert_allclose(coefficient_column(doc, "estimate"), ref.params, rtol=RTOL)
+    np.testing.assert_allclose(coefficient_column(doc, "std_error"), model_se(ref), rtol=RTOL)
     m = doc["metrics"]
     assert m["log_likelihood"] == pytest.approx(ref.llf, rel=RTOL)
     assert m["null_log_likelihood"] == pytest.approx(ref.llnull, rel=RTOL)
@@ -172,10 +164,14 @@ def test_integer_weights_are_repeated_rows(runner, tmp_path, rng):
     rep = np.repeat(np.arange(N), cols["w"])
     repeated = write(tmp_path, {k: v[rep] for k, v in cols.items() if k != "w"}, "rep.csv")
     for target in ("b", "k"):
-        a = run(runner, "logreg", weighted, "-y", target, *FEATURES, "--weights", "w")
-        b = run(runner, "logreg", repeated, "-y", target, *FEATURES)
-        np.testing.assert_allclose(coef(a, "estimate"), coef(b, "estimate"), rtol=1e-9)
-        np.testing.assert_allclose(coef(a, "std_error"), coef(b, "std_error"), rtol=1e-9)
+        a = fit_json(runner, "logreg", weighted, "-y", target, *FEATURES, "--weights", "w")
+        b = fit_json(runner, "logreg", repeated, "-y", target, *FEATURES)
+        np.testing.assert_allclose(
+            coefficient_column(a, "estimate"), coefficient_column(b, "estimate"), rtol=1e-9
+        )
+        np.testing.assert_allclose(
+            coefficient_column(a, "std_error"), coefficient_column(b, "std_error"), rtol=1e-9
+        )
         assert a["metrics"]["log_likelihood"] == pytest.approx(b["metrics"]["log_likelihood"])
 
 
@@ -189,11 +185,13 @@ def test_balanced_class_weight_times_prior_weights(runner, data, tmp_path):
     product = dict(cols)
     product["w"] = np.where(used, cols["w"] * used.sum() / (2 * counts[b]), 0.0)
     other = write(tmp_path, product, "product.csv")
-    a = run(
+    a = fit_json(
         runner, "logreg", path, "-y", "b", *FEATURES, "--weights", "w", "--class-weight", "balanced"
     )
-    c = run(runner, "logreg", other, "-y", "b", *FEATURES, "--weights", "w")
-    np.testing.assert_allclose(coef(a, "estimate"), coef(c, "estimate"), rtol=1e-10)
+    c = fit_json(runner, "logreg", other, "-y", "b", *FEATURES, "--weights", "w")
+    np.testing.assert_allclose(
+        coefficient_column(a, "estimate"), coefficient_column(c, "estimate"), rtol=1e-10
+    )
 
 
 @pytest.mark.parametrize("model", ["normal-eq", "newton", "logreg"])
@@ -203,10 +201,14 @@ def test_zero_weight_rows_leave_the_fit_not_predict(runner, data, tmp_path, mode
     kept = write(tmp_path, {k: v[used] for k, v in cols.items()}, "kept.csv")
     target = "b" if model == "logreg" else "y"
     args = ["-y", target, *FEATURES, "--weights", "w"]
-    a = run(runner, model, path, *args, "--save", str(tmp_path / "m.json"))
-    b = run(runner, model, kept, *args)
-    np.testing.assert_allclose(coef(a, "estimate"), coef(b, "estimate"), rtol=1e-12)
-    np.testing.assert_allclose(coef(a, "std_error"), coef(b, "std_error"), rtol=1e-12)
+    a = fit_json(runner, model, path, *args, "--save", str(tmp_path / "m.json"))
+    b = fit_json(runner, model, kept, *args)
+    np.testing.assert_allclose(
+        coefficient_column(a, "estimate"), coefficient_column(b, "estimate"), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        coefficient_column(a, "std_error"), coefficient_column(b, "std_error"), rtol=1e-12
+    )
     for key, value in b["metrics"].items():
         if isinstance(value, float):
             assert a["metrics"][key] == pytest.approx(value, rel=1e-12), key
@@ -224,9 +226,13 @@ def test_chunked_equals_in_memory(runner, data, family):
     for model, extra in [("normal-eq", []), ("newton", ["--family", family])]:
         target = "count" if family == "poisson" and model == "newton" else "y"
         args = [model, path, "-y", target, *FEATURES, "--weights", "w", *extra]
-        whole = run(runner, *args)
-        chunked = run(runner, *args, "--chunk-rows", "3")  # rows 3..5: one of weight 0
-        np.testing.assert_allclose(coef(chunked, "std_error"), coef(whole, "std_error"), rtol=1e-12)
+        whole = fit_json(runner, *args)
+        chunked = fit_json(runner, *args, "--chunk-rows", "3")  # rows 3..5: one of weight 0
+        np.testing.assert_allclose(
+            coefficient_column(chunked, "std_error"),
+            coefficient_column(whole, "std_error"),
+            rtol=1e-12,
+        )
         for key, value in whole["metrics"].items():
             if isinstance(value, float):
                 assert chunked["metrics"][key] == pytest.approx(value, rel=1e-11), key
@@ -235,12 +241,14 @@ def test_chunked_equals_in_memory(runner, data, family):
 def test_a_chunk_of_zero_weights(runner, tmp_path, rng):
     cols = table(rng, zeros=range(10))
     path = write(tmp_path, cols)
-    whole = run(runner, "normal-eq", path, "-y", "y", *FEATURES, "--weights", "w")
-    chunked = run(
+    whole = fit_json(runner, "normal-eq", path, "-y", "y", *FEATURES, "--weights", "w")
+    chunked = fit_json(
         runner, "normal-eq", path, "-y", "y", *FEATURES, "--weights", "w", "--chunk-rows", "5"
     )
     assert chunked["metrics"]["n"] == N - 10
-    np.testing.assert_allclose(coef(chunked, "estimate"), coef(whole, "estimate"), rtol=1e-12)
+    np.testing.assert_allclose(
+        coefficient_column(chunked, "estimate"), coefficient_column(whole, "estimate"), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("model", ["normal-eq", "newton", "logreg"])
@@ -282,7 +290,7 @@ def test_missing_weight_dropped_with_na_drop(runner, data, tmp_path):
     lines[7] = ",".join(cells)
     other = tmp_path / "na.csv"
     other.write_text("\n".join(lines) + "\n")
-    doc = run(
+    doc = fit_json(
         runner, "normal-eq", str(other), "-y", "y", *FEATURES, "--weights", "w", "--na", "drop"
     )
     assert doc["data"]["rows_dropped"] == 1
@@ -314,7 +322,7 @@ def test_no_warnings_leak(runner, data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for model, target in [("normal-eq", "y"), ("newton", "y"), ("logreg", "k")]:
-            run(runner, model, path, "-y", target, *FEATURES, "--weights", "w")
+            fit_json(runner, model, path, "-y", target, *FEATURES, "--weights", "w")
 
 
 def test_diagnostics_use_the_weights(data):
