@@ -22,9 +22,8 @@ from mlfit.numerics import add_intercept
 from mlfit.params import read_index_list
 from mlfit.solvers.family import Gaussian
 from mlfit.solvers.linear import LinearParams, check_rows
-from mlfit.solvers.lsq import EPS, aliased_warning, solve_r
+from mlfit.solvers.lsq import BLOCK_BYTES, EPS, aliased_warning, solve_r
 from mlfit.solvers.normal_eq_tsqr import (
-    BLOCK_BYTES,
     FIND_SHIFT,
     YMoments,
     accumulate,

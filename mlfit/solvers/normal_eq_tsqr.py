@@ -12,11 +12,8 @@ import numpy as np
 from mlfit import engine
 from mlfit.contract import ModelData, Step, no_progress
 from mlfit.errors import DataError
-from mlfit.solvers.lsq import qr_r
+from mlfit.solvers.lsq import append_rows, qr_r
 
-#: Bytes of [1 X y] factorised at a time in memory: blocks that stay in L2 cache beat one big
-#: QR, and 512 KiB beat 4 MiB by 1.9x at 200,000 x 51 (130 against 249 ms, measured).
-BLOCK_BYTES = 512 << 10
 #: accumulate's shift: find the exponents from the first chunk.
 FIND_SHIFT = "first chunk"
 
@@ -72,24 +69,6 @@ class YMoments:
             out.sw, out.log_w = sw, self.log_w + other.log_w
             out.n = self.n + other.n
         return out
-
-
-def _augmented(X, y, intercept: bool, top=None) -> np.ndarray:
-    """[top; 1 X y] as one Fortran-ordered array: the layout LAPACK works on without a copy."""
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 1:
-        X = X[:, None]
-    n, p = X.shape
-    first = 1 if intercept else 0
-    rows = 0 if top is None else top.shape[0]
-    M = np.empty((rows + n, first + p + 1), order="F")
-    if top is not None:
-        M[:rows] = top
-    if intercept:
-        M[rows:, 0] = 1.0
-    M[rows:, first : first + p] = X
-    M[rows:, -1] = y
-    return M
 
 
 def positive_rows(X, y, w, X_lo=None):
@@ -166,12 +145,17 @@ class _TSQRStep:
             X, y, w, _ = positive_rows(X, y, w)
         X = shifted(X, acc.shift)
         root = None if w is None else np.sqrt(w)
-        step = max(X.shape[1] + 2, BLOCK_BYTES // (8 * (X.shape[1] + 2)))
-        for i in range(0, len(y), step):  # a big chunk in cache-sized blocks: 2x faster
-            M = _augmented(X[i : i + step], y[i : i + step], self.intercept, acc.R)
-            if root is not None:  # the weighted problem: the new rows times sqrt(w)
-                M[M.shape[0] - len(root[i : i + step]) :] *= root[i : i + step, None]
-            acc.R = qr_r(M)
+        first = 1 if self.intercept else 0
+
+        def fill(start, stop, out):  # rows of [1 X y], times sqrt(w) for the weighted problem
+            if first:
+                out[:, 0] = 1.0
+            out[:, first:-1] = X[start:stop]
+            out[:, -1] = y[start:stop]
+            if root is not None:
+                out *= root[start:stop, None]
+
+        acc.R = append_rows(acc.R, len(y), first + X.shape[1] + 1, fill)
         acc.moments.add(y, w)
         acc.names = chunk.names
         return acc

@@ -51,11 +51,13 @@ class ColumnSummary:
             return self if other.blocks == 0 else other
         out = ColumnSummary()
         out.blocks = self.blocks + other.blocks
-        out.pos_min, out.pos_max = np.minimum(self.pos_min, other.pos_min), np.maximum(
-            self.pos_max, other.pos_max
+        out.pos_min, out.pos_max = (
+            np.minimum(self.pos_min, other.pos_min),
+            np.maximum(self.pos_max, other.pos_max),
         )
-        out.neg_min, out.neg_max = np.minimum(self.neg_min, other.neg_min), np.maximum(
-            self.neg_max, other.neg_max
+        out.neg_min, out.neg_max = (
+            np.minimum(self.neg_min, other.neg_min),
+            np.maximum(self.neg_max, other.neg_max),
         )
         out.pos_nz, out.neg_nz = self.pos_nz + other.pos_nz, self.neg_nz + other.neg_nz
         return out
